@@ -22,9 +22,8 @@ struct TensorView {
   int64_t numel() const;
   /// "[4096, 3840]"
   std::string shape_str() const;
-  /// Reads element i converted to fp32 (BF16, F16, F32, F8_E4M3, integer types); throws
-  /// InvalidArgument for U8-packed formats where that makes no sense to the caller? No: U8 reads
-  /// the byte value. Bounds-checked.
+  /// Element i converted to fp32 (float types exactly; integer types and U8 by value).
+  /// Throws InvalidArgument when i is out of range.
   float get_f32(int64_t i) const;
   /// The whole tensor converted to fp32 (NVFP4-packed U8 is NOT unpacked here; see io/dequant.h).
   std::vector<float> to_f32() const;
