@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Makes quench's GPU-host fixtures (transformers 5.17 + PyTorch, one H200) and leaves them as
+# tarballs under $OUT, to be unpacked at the repository root:
+#   golden.tar.gz -> tests/data/golden/{tiny-fp32,tiny-bf16,tiny-globalkeys}/  (make_golden_logits.py)
+#   models.tar.gz -> models/gemma4-tiny-it/                                     (train_small_model.py)
+#   small_model.tar.gz -> tests/data/small_model/                               (train_small_model.py)
+# plus the logs golden.log and train.log.
+#
+# Usage (repository root, on the GPU host): OUT=/some/dir scripts/gpu-fixtures.sh [all|golden|small] [train args...]
+# The corpus (TinyStories subset + tiny Shakespeare) is read from $CORPUS (default .carry/corpus,
+# a git-ignored copy of ../shared/corpus made before the device call). See tools/fixtures/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${OUT:?set OUT to the folder that receives the tarballs}"
+mode=${1:-all}
+[ $# -gt 0 ] && shift
+CORPUS=${CORPUS:-.carry/corpus}
+export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+python3 -c 'import torch, transformers, tokenizers; print("torch", torch.__version__, "transformers", transformers.__version__, "tokenizers", tokenizers.__version__, "cuda", torch.cuda.is_available())'
+
+if [ "$mode" = all ] || [ "$mode" = golden ]; then
+  python3 tools/fixtures/make_golden_logits.py --out "$work/golden/tests/data/golden" 2>&1 | tee "$OUT/golden.log"
+  tar -C "$work/golden" -czf "$OUT/golden.tar.gz" tests/data/golden
+fi
+if [ "$mode" = all ] || [ "$mode" = small ]; then
+  python3 tools/fixtures/train_small_model.py --corpus "$CORPUS" \
+    --model-out "$work/small/models/gemma4-tiny-it" --data-out "$work/small/tests/data/small_model" \
+    "$@" 2>&1 | tee "$OUT/train.log"
+  tar -C "$work/small" -czf "$OUT/models.tar.gz" models
+  tar -C "$work/small" -czf "$OUT/small_model.tar.gz" tests/data/small_model
+fi
+ls -l "$OUT"
