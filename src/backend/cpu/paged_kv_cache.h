@@ -28,6 +28,8 @@ class PagedKvPool {
   int block_size() const { return block_size_; }
   KvCacheDtype dtype() const { return dtype_; }
   std::size_t bytes() const { return data_.size(); }
+  /// Values per token of group layer g (num_kv_heads · head_dim).
+  int kv_dim(int g) const { return kv_dims_[g]; }
   /// Stores one token's k, v ([kv_dim] fp32) of group layer `g` into (block, slot).
   /// Throws InvalidArgument when block is outside [0, num_blocks).
   void write(int g, int block, int slot, const float* k, const float* v);
