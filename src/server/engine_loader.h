@@ -1,0 +1,33 @@
+// quench/server/engine_loader.h: builds a started Engine for a model directory (serve, bench, tests).
+//
+// Loads the checkpoint (Model::load), its tokenizer.json and generation_config, sizes the paged KV
+// cache and constructs the backend's ModelRunner (CPU now; CUDA when that backend lands).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+#include "engine/engine.h"
+
+namespace quench::server {
+
+/// `quench serve` / `quench bench --model` options that shape the engine (vLLM flag names).
+struct EngineLoadOptions {
+  EngineConfig engine;                ///< --max-num-seqs, --max-model-len, --max-num-batched-tokens, prefix/chunked
+  std::string kv_cache_dtype = "auto";///< --kv-cache-dtype: auto (bf16) | bf16 | fp8 | fp8_e4m3 | fp32
+  int num_kv_blocks = 0;              ///< --num-kv-blocks per KV group; 0 = sized from the limits below
+  int block_size = 16;                ///< tokens per KV block
+  double kv_cache_memory_gib = 4.0;   ///< cap on automatic KV sizing (CPU stand-in for --gpu-memory-utilization)
+  std::string device = "cpu";         ///< --device: cpu (cuda once its backend exists)
+};
+
+/// Parses --kv-cache-dtype; throws InvalidArgument naming the flag and the allowed values.
+KvCacheDtype parse_kv_cache_dtype(const std::string& s);
+
+/// Loads `model_dir` and returns an engine (not started). Throws IoError / FormatError /
+/// UnsupportedError from the loaders, InvalidArgument for bad options (naming the flag).
+std::unique_ptr<Engine> load_engine(const std::filesystem::path& model_dir, const EngineLoadOptions& opts);
+
+}  // namespace quench::server
