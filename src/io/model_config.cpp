@@ -301,9 +301,11 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source_name
       throw FormatError(src + ": " + ppath + "." + key + ": missing (the model has " + key + " layers)");
     }
   }
-  for (const auto& [k, v] : (t.has("rope_parameters") ? t.at("rope_parameters") : json::object()).items()) {
-    if (v.is_object() && k != "sliding_attention" && k != "full_attention") {
-      throw UnsupportedError(t.where("rope_parameters." + k) + ": unknown layer type '" + k + "'");
+  if (t.has("rope_parameters")) {
+    for (const auto& [k, v] : t.at("rope_parameters").items()) {
+      if (v.is_object() && k != "sliding_attention" && k != "full_attention") {
+        throw UnsupportedError(t.where("rope_parameters." + k) + ": unknown layer type '" + k + "'");
+      }
     }
   }
 
