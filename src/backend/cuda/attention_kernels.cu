@@ -1,0 +1,256 @@
+// quench/backend/cuda/attention_kernels.cu: paged attention over the KV cache for a batch of
+// query tokens (prefill chunks and decode steps alike), split over the key range
+// (flash-decoding) so long contexts and MQA (one KV head on global layers) still fill the GPU.
+//
+// One block per (query token, KV head, key split) computes all G = Hq/Hkv query heads that share
+// the KV head, so each K/V row is read once per block: scores with lanes splitting head_dim,
+// online softmax in fp32 (scale 1.0, gemma4-architecture.md §2.4), V accumulation with each thread
+// owning DPT columns for all G heads. A second kernel merges the splits.
+#include <cfloat>
+#include <cuda_fp8.h>
+
+#include "backend/cuda/cuda_utils.h"
+#include "backend/cuda/kernels.h"
+
+namespace quench::cuda {
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kKeyTile = 32;
+constexpr int kSplitKeys = 512;  // keys per split
+
+__device__ __forceinline__ float load_kv(const bf16* p, float) { return __bfloat162float(*p); }
+__device__ __forceinline__ float load_kv(const uint8_t* p, float scale) {
+  __half_raw hr = __nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(*p), __NV_E4M3);
+  return __half2float(__half(hr)) * scale;
+}
+
+struct SplitOut {
+  float* acc;  // [T, Hq, splits, D] unnormalised
+  float* ml;   // [T, Hq, splits, 2] (running max, running sum)
+};
+
+template <int G, int DPT, typename CacheT>
+__global__ void __launch_bounds__(kThreads) attention_kernel(const bf16* __restrict__ q, int Hq, int D, int window,
+                                                             TokenMeta meta, BlockTables tables, KvLayerView cache,
+                                                             int splits, SplitOut part, bf16* __restrict__ out) {
+  extern __shared__ float smem[];
+  float* q_s = smem;                   // [G][D]
+  float* p_s = q_s + G * D;            // [G][kKeyTile]
+  float* alpha_s = p_s + G * kKeyTile; // [G]
+  const int t = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
+  const int Hkv = cache.num_heads;
+  const int pos = meta.pos[t], seq = meta.seq[t];
+  const int lo_all = window > 0 ? max(0, pos - window + 1) : 0;
+  const int lo = lo_all + split * kSplitKeys;
+  const int hi = min(pos + 1, lo + kSplitKeys);  // exclusive
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+
+  for (int i = threadIdx.x; i < G * D; i += kThreads) {
+    const int g = i / D, d = i % D;
+    q_s[i] = __bfloat162float(q[(static_cast<size_t>(t) * Hq + kvh * G + g) * D + d]);
+  }
+  float acc[G][DPT];
+#pragma unroll
+  for (int g = 0; g < G; ++g)
+#pragma unroll
+    for (int r = 0; r < DPT; ++r) acc[g][r] = 0.0f;
+  float m_run = -FLT_MAX, l_run = 0.0f;  // valid in threads g < G (thread g tracks head g)
+  __syncthreads();
+
+  const CacheT* kbase = static_cast<const CacheT*>(cache.k);
+  const CacheT* vbase = static_cast<const CacheT*>(cache.v);
+  const int32_t* table = tables.table + static_cast<size_t>(seq) * tables.max_blocks;
+  const int bs = cache.block_size;
+
+  for (int k0 = lo; k0 < hi; k0 += kKeyTile) {
+    const int nk = min(kKeyTile, hi - k0);
+    // Scores: warp w handles keys w, w+4, ...; lanes split D in 8-element chunks.
+    for (int kk = warp; kk < nk; kk += kThreads / 32) {
+      const int kp = k0 + kk;
+      const size_t slot = static_cast<size_t>(table[kp / bs]) * bs + kp % bs;
+      const CacheT* krow = kbase + (slot * Hkv + kvh) * D;
+      float dot[G];
+#pragma unroll
+      for (int g = 0; g < G; ++g) dot[g] = 0.0f;
+      for (int d0 = lane * 8; d0 < D; d0 += 256) {
+        float kv[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) kv[i] = (d0 + i < D) ? load_kv(krow + d0 + i, cache.k_scale) : 0.0f;
+#pragma unroll
+        for (int g = 0; g < G; ++g)
+#pragma unroll
+          for (int i = 0; i < 8; ++i)
+            if (d0 + i < D) dot[g] = fmaf(q_s[g * D + d0 + i], kv[i], dot[g]);
+      }
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        float v = dot[g];
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) p_s[g * kKeyTile + kk] = v;
+      }
+    }
+    __syncthreads();
+    // Online softmax per head (thread g owns head g).
+    if (threadIdx.x < G) {
+      const int g = threadIdx.x;
+      float mt = m_run;
+      for (int kk = 0; kk < nk; ++kk) mt = fmaxf(mt, p_s[g * kKeyTile + kk]);
+      const float a = __expf(m_run - mt);
+      float lsum = l_run * a;
+      for (int kk = 0; kk < nk; ++kk) {
+        const float p = __expf(p_s[g * kKeyTile + kk] - mt);
+        p_s[g * kKeyTile + kk] = p;
+        lsum += p;
+      }
+      m_run = mt;
+      l_run = lsum;
+      alpha_s[g] = a;
+    }
+    __syncthreads();
+    // Accumulate P.V: thread owns columns d = threadIdx.x + r * kThreads.
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+#pragma unroll
+      for (int r = 0; r < DPT; ++r) acc[g][r] *= alpha_s[g];
+    for (int kk = 0; kk < nk; ++kk) {
+      const int kp = k0 + kk;
+      const size_t slot = static_cast<size_t>(table[kp / bs]) * bs + kp % bs;
+      const CacheT* vrow = vbase + (slot * Hkv + kvh) * D;
+#pragma unroll
+      for (int r = 0; r < DPT; ++r) {
+        const int d = threadIdx.x + r * kThreads;
+        if (d < D) {
+          const float vv = load_kv(vrow + d, cache.v_scale);
+#pragma unroll
+          for (int g = 0; g < G; ++g) acc[g][r] = fmaf(p_s[g * kKeyTile + kk], vv, acc[g][r]);
+        }
+      }
+    }
+    __syncthreads();
+  }
+
+  __shared__ float ml_s[2 * 16];
+  if (threadIdx.x < G) {
+    ml_s[2 * threadIdx.x] = m_run;
+    ml_s[2 * threadIdx.x + 1] = l_run;
+  }
+  __syncthreads();
+  if (splits == 1) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      const float inv = ml_s[2 * g + 1] > 0.0f ? 1.0f / ml_s[2 * g + 1] : 0.0f;
+#pragma unroll
+      for (int r = 0; r < DPT; ++r) {
+        const int d = threadIdx.x + r * kThreads;
+        if (d < D) out[(static_cast<size_t>(t) * Hq + kvh * G + g) * D + d] = __float2bfloat16(acc[g][r] * inv);
+      }
+    }
+    return;
+  }
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    const size_t row = (static_cast<size_t>(t) * Hq + kvh * G + g) * splits + split;
+#pragma unroll
+    for (int r = 0; r < DPT; ++r) {
+      const int d = threadIdx.x + r * kThreads;
+      if (d < D) part.acc[row * D + d] = acc[g][r];
+    }
+    if (threadIdx.x == 0) {
+      part.ml[row * 2] = ml_s[2 * g];
+      part.ml[row * 2 + 1] = ml_s[2 * g + 1];
+    }
+  }
+}
+
+/// Merges the splits of each (token, head): out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s.
+__global__ void combine_kernel(int Hq, int D, int splits, SplitOut part, bf16* __restrict__ out) {
+  const size_t th = blockIdx.x;  // token * Hq + head
+  float M = -FLT_MAX;
+  for (int s = 0; s < splits; ++s)
+    if (part.ml[(th * splits + s) * 2 + 1] > 0.0f) M = fmaxf(M, part.ml[(th * splits + s) * 2]);
+  float L = 0.0f;
+  for (int s = 0; s < splits; ++s) {
+    const float l = part.ml[(th * splits + s) * 2 + 1];
+    if (l > 0.0f) L += __expf(part.ml[(th * splits + s) * 2] - M) * l;
+  }
+  const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float a = 0.0f;
+    for (int s = 0; s < splits; ++s) {
+      const float l = part.ml[(th * splits + s) * 2 + 1];
+      if (l > 0.0f) a += __expf(part.ml[(th * splits + s) * 2] - M) * part.acc[(th * splits + s) * D + d];
+    }
+    out[th * D + d] = __float2bfloat16(a * inv);
+  }
+}
+
+int num_splits(int window, int max_context) {
+  const int span = window > 0 ? min(window, max_context) : max_context;
+  return max(1, (span + kSplitKeys - 1) / kSplitKeys);
+}
+
+template <int G, int DPT>
+void launch_gd(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
+               KvLayerView cache, int splits, SplitOut part, bf16* out, cudaStream_t stream) {
+  const size_t smem = (static_cast<size_t>(G) * D + G * kKeyTile + G) * sizeof(float);
+  dim3 grid(T, cache.num_heads, splits);
+  if (cache.fp8) {
+    auto k = attention_kernel<G, DPT, uint8_t>;
+    QUENCH_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    k<<<grid, kThreads, smem, stream>>>(q, Hq, D, window, meta, tables, cache, splits, part, out);
+  } else {
+    auto k = attention_kernel<G, DPT, bf16>;
+    QUENCH_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    k<<<grid, kThreads, smem, stream>>>(q, Hq, D, window, meta, tables, cache, splits, part, out);
+  }
+  QUENCH_CUDA_LAUNCH_CHECK();
+}
+
+template <int G>
+void launch_g(int dpt, const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
+              KvLayerView cache, int splits, SplitOut part, bf16* out, cudaStream_t stream) {
+  switch (dpt) {
+    case 1: launch_gd<G, 1>(q, T, Hq, D, window, meta, tables, cache, splits, part, out, stream); break;
+    case 2: launch_gd<G, 2>(q, T, Hq, D, window, meta, tables, cache, splits, part, out, stream); break;
+    case 4: launch_gd<G, 4>(q, T, Hq, D, window, meta, tables, cache, splits, part, out, stream); break;
+    default: throw InvalidArgument("paged_attention: head_dim must be <= 512");
+  }
+}
+
+}  // namespace
+
+size_t attention_scratch_bytes(int T, int Hq, int D, int max_context) {
+  const int splits = num_splits(0, max_context);
+  if (splits == 1) return 0;
+  return static_cast<size_t>(T) * Hq * splits * (D + 2) * sizeof(float);
+}
+
+void paged_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
+                     KvLayerView cache, int max_context, bf16* out, void* scratch, cudaStream_t stream) {
+  if (T == 0) return;
+  const int Hkv = cache.num_heads;
+  if (Hkv <= 0 || Hq % Hkv) throw InvalidArgument("paged_attention: num_heads must be a multiple of num_kv_heads");
+  const int G = Hq / Hkv;
+  const int dpt = D <= kThreads ? 1 : (D <= 2 * kThreads ? 2 : 4);
+  const int splits = num_splits(window, max_context);
+  SplitOut part{};
+  if (splits > 1) {
+    part.acc = static_cast<float*>(scratch);
+    part.ml = part.acc + static_cast<size_t>(T) * Hq * splits * D;
+  }
+  switch (G) {
+    case 1: launch_g<1>(dpt, q, T, Hq, D, window, meta, tables, cache, splits, part, out, stream); break;
+    case 2: launch_g<2>(dpt, q, T, Hq, D, window, meta, tables, cache, splits, part, out, stream); break;
+    case 4: launch_g<4>(dpt, q, T, Hq, D, window, meta, tables, cache, splits, part, out, stream); break;
+    case 8: launch_g<8>(dpt, q, T, Hq, D, window, meta, tables, cache, splits, part, out, stream); break;
+    case 16: launch_g<16>(dpt, q, T, Hq, D, window, meta, tables, cache, splits, part, out, stream); break;
+    default: throw InvalidArgument("paged_attention: query heads per KV head must be 1, 2, 4, 8 or 16");
+  }
+  if (splits > 1) {
+    combine_kernel<<<T * Hq, 128, 0, stream>>>(Hq, D, splits, part, out);
+    QUENCH_CUDA_LAUNCH_CHECK();
+  }
+}
+
+}  // namespace quench::cuda

@@ -1,0 +1,115 @@
+// quench/backend/cuda/kernels.h: launchers of the CUDA kernels of one Gemma 4 forward step.
+//
+// Conventions: row-major; the residual stream and GEMM outputs are fp32, GEMM inputs and the KV
+// cache are bf16 (or FP8 E4M3 for the cache); all reductions accumulate in fp32. Every launcher
+// enqueues on `stream`, checks the launch and never synchronises. Formulas follow
+// ../shared/reference/gemma4-architecture.md §2 (section numbers cited per function) and the CPU
+// reference backend (src/backend/cpu), which the GPU results are tested against.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace quench::cuda {
+
+using bf16 = __nv_bfloat16;
+
+// ---- embedding and norms (§2.1, §2.2, §2.3) -------------------------------------------------
+
+/// x[t, :] = float(table[ids[t], :]) * scale.  ids int32 [T]; table bf16 [V, H]; x fp32 [T, H].
+void embed(const int32_t* ids, int T, const bf16* table, int H, float scale, float* x, cudaStream_t stream);
+
+/// out[t, :] = bf16(x[t,:] * (mean(x[t,:]^2) + eps)^-1/2 * w)  (w fp32 [H], or nullptr = no weight).
+/// x fp32 [T, H] with row stride `x_stride` elements; out bf16 [T, H] dense.
+void rmsnorm_to_bf16(const float* x, int x_stride, const float* w, int T, int H, float eps, bf16* out,
+                     cudaStream_t stream);
+
+/// The end of a residual branch (§2.3): x = (x + rmsnorm(y, w_post)) * scalar, then, when
+/// w_next != nullptr, next = bf16(rmsnorm(x, w_next)) (the next norm fused in).
+/// x fp32 [T, H] in/out; y fp32 [T, H]; scalar = layer_scalar (1 after attention).
+void residual_post_norm(float* x, const float* y, const float* w_post, float scalar, int T, int H, float eps,
+                        const float* w_next, bf16* next, cudaStream_t stream);
+
+// ---- linear layers -----------------------------------------------------------------------
+
+/// Skinny GEMM for decode, y[m, n] = sum_k x[m, k] * W[n, k], m < M <= 8.
+/// W bf16 [N, K]; x bf16 [M, K]; y fp32 [M, N]. K % 8 == 0.
+void gemv_bf16(const bf16* W, int N, int K, const bf16* x, int M, float* y, cudaStream_t stream);
+/// Same with W FP8 E4M3 [N, K] and a per-tensor scale: W = fp32(code) * scale. K % 16 == 0.
+void gemv_fp8(const uint8_t* W, float scale, int N, int K, const bf16* x, int M, float* y, cudaStream_t stream);
+/// Same with NVFP4 W: packed E2M1 [N, K/2] (low nibble = even k), E4M3 block scales [N, K/16],
+/// fp32 global scale: W[n,k] = e2m1 * fp32(scale[n, k/16]) * global (nvfp4-modelopt-format.md §3).
+/// K % 16 == 0.
+void gemv_nvfp4(const uint8_t* Wq, const uint8_t* scales, float global_scale, int N, int K, const bf16* x, int M,
+                float* y, cudaStream_t stream);
+
+/// NVFP4 -> bf16 [N, K] (for prefill GEMMs through cuBLAS; a per-layer scratch, never the model).
+void dequant_nvfp4_to_bf16(const uint8_t* Wq, const uint8_t* scales, float global_scale, int N, int K, bf16* out,
+                           cudaStream_t stream);
+/// FP8 E4M3 -> bf16 [N, K] with the per-tensor scale applied.
+void dequant_fp8_to_bf16(const uint8_t* W, float scale, int N, int K, bf16* out, cudaStream_t stream);
+
+// ---- attention (§2.4-§2.6) ---------------------------------------------------------------
+
+/// Per-token metadata of a batched step (device arrays).
+struct TokenMeta {
+  const int32_t* pos;      ///< [T] absolute position of each token
+  const int32_t* seq;      ///< [T] index of its sequence in the batch
+};
+
+/// Paged KV cache of one layer: K and V pools [num_blocks, block_size, Hkv, D] of bf16 or FP8
+/// (then stored = value / scale, RNE, saturating).
+struct KvLayerView {
+  void* k = nullptr;
+  void* v = nullptr;
+  bool fp8 = false;
+  float k_scale = 1.0f, v_scale = 1.0f;
+  int block_size = 16;
+  int num_heads = 0;       ///< Hkv
+  int head_dim = 0;        ///< D
+};
+
+/// Block tables of one KV-cache group: int32 [S, max_blocks] (physical block id or -1).
+struct BlockTables {
+  const int32_t* table = nullptr;
+  int max_blocks = 0;
+};
+
+/// q/k/v post-processing of one layer, in place of the projections:
+///   q fp32 [T, Hq*D]  -> q_out bf16 [T, Hq*D] = rope(rmsnorm(q, q_norm))
+///   k fp32 [T, Hkv*D] -> cache K            = rope(rmsnorm(k, k_norm))
+///   v fp32 [T, Hkv*D] (the raw k for k_eq_v layers) -> cache V = rmsnorm_noweight(v)
+/// inv_freq fp32 [D/2] (zeros beyond the rotated pairs for proportional RoPE, §2.5); angles are
+/// pos * inv_freq in fp32, NeoX pairing (j, j + D/2).
+void qkv_norm_rope_store(const float* q, const float* k, const float* v, int T, int Hq, int Hkv, int D,
+                         const float* q_norm, const float* k_norm, const float* inv_freq, float eps, TokenMeta meta,
+                         BlockTables tables, KvLayerView cache, bf16* q_out, cudaStream_t stream);
+
+/// Paged attention for a batch of tokens (prefill chunks and decode alike): query token t of
+/// sequence s at position p attends to keys at positions max(0, p - window + 1) .. p
+/// (window = 0: all), scale 1.0, fp32 softmax; GQA head h reads KV head h / (Hq / Hkv).
+/// q bf16 [T, Hq*D]; out bf16 [T, Hq*D]. `scratch` must hold attention_scratch_bytes(...).
+void paged_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
+                     KvLayerView cache, int max_context, bf16* out, void* scratch, cudaStream_t stream);
+/// Bytes of scratch paged_attention needs for T tokens with contexts up to max_context.
+size_t attention_scratch_bytes(int T, int Hq, int D, int max_context);
+
+// ---- activations and logits ----------------------------------------------------------------
+
+/// act[t, i] = bf16(gelu_tanh(gate[t, i]) * up[t, i]) (§2.7). gate/up fp32 [T, I] with row
+/// strides gate_stride / up_stride.
+void gelu_tanh_mul(const float* gate, int gate_stride, const float* up, int up_stride, int T, int I, bf16* act,
+                   cudaStream_t stream);
+/// logits = cap * tanh(logits / cap) in place (fp32 [n]); cap <= 0 does nothing (§2.8).
+void softcap(float* logits, size_t n, float cap, cudaStream_t stream);
+/// out[r] = argmax over logits[r, 0..V) (lowest index on ties). logits fp32 [R, V].
+void argmax_rows(const float* logits, int R, int V, int32_t* out, cudaStream_t stream);
+
+}  // namespace quench::cuda
+
+namespace quench::cuda {
+/// out[r, :] = in[rows[r], :] for r < R. in/out bf16 [*, H]; rows int32 device [R].
+void gather_rows_bf16(const bf16* in, const int32_t* rows, int R, int H, bf16* out, cudaStream_t stream);
+}  // namespace quench::cuda
