@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,9 +36,11 @@ struct EngineConfig {
 
 class Engine {
  public:
-  /// Takes the backend (whose KV cache is already allocated) and the tokenizer. Throws
+  /// Takes the backend (whose KV cache is already allocated) and the tokenizer. `tok` may be null
+  /// (token ids only): outputs then carry no text and requests with stop strings are rejected. Throws
   /// InvalidArgument when cfg is out of range (max_num_seqs < 1, max_model_len above the model's,
-  /// max_num_batched_tokens < 1, or, without chunked prefill, below max_model_len).
+  /// max_num_batched_tokens < 1, or, without chunked prefill, below max_model_len; a KV cache too
+  /// small for one sequence of max_model_len tokens).
   Engine(std::unique_ptr<ModelRunner> runner, std::shared_ptr<const Tokenizer> tok, GenerationConfig gen,
          EngineConfig cfg);
   ~Engine();  ///< shutdown(true) if still running
@@ -62,10 +65,15 @@ class Engine {
   /// A consistent snapshot of counters and gauges. Thread-safe.
   EngineMetrics metrics() const;
   int max_model_len() const;
+  /// The tokenizer; throws InvalidArgument when the engine was built without one.
   const Tokenizer& tokenizer() const;
+  bool has_tokenizer() const;
   const GenerationConfig& generation_config() const;
   const EngineConfig& config() const;
   const ModelRunner& runner() const;
+
+  /// True between start() and shutdown().
+  bool is_running() const;
 
   /// Runs one engine step on the calling thread (used by tests without start()); returns false
   /// when there was nothing to do. Not to be mixed with a started loop thread.
@@ -76,8 +84,8 @@ class Engine {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Synchronous convenience for `quench generate` and tests: adds every prompt (ids "gen-0",
-/// "gen-1"...), runs until all finish (using the loop thread when started, else step()) and returns
+/// Synchronous convenience for `quench generate` and tests: adds every prompt (ids "gen-N" from a
+/// process-wide counter), runs until all finish (using the loop thread when started, else step()) and returns
 /// one RequestOutput per prompt with the *accumulated* tokens, text and logprobs of each sequence.
 std::vector<RequestOutput> generate(Engine& engine, const std::vector<std::vector<int32_t>>& prompts,
                                     const SamplingParams& params);

@@ -4,7 +4,9 @@
 // them. A snapshot is copied out under the engine's lock, so readers never block the loop long.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace quench {

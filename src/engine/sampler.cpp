@@ -1,0 +1,178 @@
+// quench/engine/sampler.cpp: logits processors, truncation and the seeded draw (see sampler.h).
+#include "engine/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace quench {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr float kLogprobFloor = -9999.0f;  // OpenAI's clamp for -inf logprobs
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+float clamp_logprob(float v) { return std::isfinite(v) ? v : kLogprobFloor; }
+
+/// Ids by descending value, ties by ascending id.
+bool ranks_before(const std::vector<float>& row, int32_t a, int32_t b) {
+  if (row[static_cast<size_t>(a)] != row[static_cast<size_t>(b)]) return row[static_cast<size_t>(a)] > row[static_cast<size_t>(b)];
+  return a < b;
+}
+
+TokenLogprob make_logprob(const std::vector<float>& lp, int32_t token, int top_n) {
+  TokenLogprob out;
+  out.token_id = token;
+  out.logprob = clamp_logprob(lp[static_cast<size_t>(token)]);
+  const int n = std::min<int>(top_n, static_cast<int>(lp.size()));
+  if (n > 0) {
+    std::vector<int32_t> ids(lp.size());
+    std::iota(ids.begin(), ids.end(), 0);
+    std::partial_sort(ids.begin(), ids.begin() + n, ids.end(),
+                      [&](int32_t a, int32_t b) { return ranks_before(lp, a, b); });
+    for (int i = 0; i < n; ++i) out.top.emplace_back(ids[static_cast<size_t>(i)], clamp_logprob(lp[static_cast<size_t>(ids[static_cast<size_t>(i)])]));
+  }
+  return out;
+}
+
+}  // namespace
+
+double seeded_uniform(uint64_t seed, uint64_t index, uint64_t step) {
+  uint64_t h = splitmix64(seed);
+  h = splitmix64(h ^ (index * 0xd1b54a32d192ed03ull));
+  h = splitmix64(h ^ (step * 0x8cb92ba72f3d8dd7ull));
+  return static_cast<double>(h >> 11) * 0x1.0p-53;
+}
+
+std::vector<float> log_softmax(std::span<const float> row) {
+  double mx = -std::numeric_limits<double>::infinity();
+  for (float v : row) mx = std::max(mx, static_cast<double>(v));
+  std::vector<float> out(row.size(), kNegInf);
+  if (!std::isfinite(mx)) return out;
+  double sum = 0.0;
+  for (float v : row) sum += std::exp(static_cast<double>(v) - mx);
+  const double lse = mx + std::log(sum);
+  for (size_t i = 0; i < row.size(); ++i)
+    out[i] = std::isfinite(row[i]) ? static_cast<float>(static_cast<double>(row[i]) - lse) : kNegInf;
+  return out;
+}
+
+Sampler::Sampler(int vocab_size, std::vector<int32_t> suppress_ids, std::vector<int32_t> eos_ids)
+    : vocab_size_(vocab_size), suppress_ids_(std::move(suppress_ids)), eos_ids_(std::move(eos_ids)) {
+  if (vocab_size_ < 1) throw InvalidArgument(fmt::format("Sampler: vocab_size must be >= 1, got {}", vocab_size_));
+}
+
+void Sampler::apply_processors(std::vector<float>& row, const SamplerSeqState& st) const {
+  const SamplingParams& p = *st.params;
+  auto in_vocab = [&](int32_t id) { return id >= 0 && id < vocab_size_; };
+  // 1. suppression and min_tokens
+  for (int32_t id : suppress_ids_) if (in_vocab(id)) row[static_cast<size_t>(id)] = kNegInf;
+  if (st.num_output_tokens < p.min_tokens) {
+    if (!p.ignore_eos) for (int32_t id : eos_ids_) if (in_vocab(id)) row[static_cast<size_t>(id)] = kNegInf;
+    for (int32_t id : p.stop_token_ids) if (in_vocab(id)) row[static_cast<size_t>(id)] = kNegInf;
+  }
+  // 2. logit_bias
+  for (const auto& [id, bias] : p.logit_bias)
+    if (in_vocab(id)) row[static_cast<size_t>(id)] += std::clamp(bias, -100.0f, 100.0f);
+  // 3. penalties: repetition over prompt + output, then frequency / presence over output
+  if (p.repetition_penalty != 1.0f && st.seen_ids) {
+    const float r = p.repetition_penalty;
+    for (int32_t id : *st.seen_ids) {
+      if (!in_vocab(id)) continue;
+      float& v = row[static_cast<size_t>(id)];
+      v = v > 0.0f ? v / r : v * r;
+    }
+  }
+  if ((p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f) && st.output_counts) {
+    for (const auto& [id, count] : *st.output_counts) {
+      if (!in_vocab(id) || count <= 0) continue;
+      row[static_cast<size_t>(id)] -= p.frequency_penalty * static_cast<float>(count) + p.presence_penalty;
+    }
+  }
+}
+
+SampleResult Sampler::sample(std::span<const float> logits, const SamplerSeqState& st) {
+  if (static_cast<int>(logits.size()) != vocab_size_)
+    throw InvalidArgument(fmt::format("Sampler: logits row has {} values, expected vocab_size {}", logits.size(), vocab_size_));
+  const SamplingParams& p = *st.params;
+  row_.assign(logits.begin(), logits.end());
+  apply_processors(row_, st);
+  SampleResult res;
+
+  if (p.is_greedy()) {
+    int32_t best = -1;
+    for (int32_t i = 0; i < vocab_size_; ++i)
+      if (std::isfinite(row_[static_cast<size_t>(i)]) && (best < 0 || row_[static_cast<size_t>(i)] > row_[static_cast<size_t>(best)])) best = i;
+    if (best < 0) throw InvalidArgument("Sampler: every token id is masked (-inf) after suppression, bias and penalties");
+    res.token_id = best;
+    if (p.logprobs) res.logprob = make_logprob(log_softmax(row_), best, *p.logprobs);
+    return res;
+  }
+
+  // 5. temperature
+  const float t = std::max(p.temperature, 0.01f);
+  float mx = kNegInf;
+  for (float& v : row_) {
+    v /= t;
+    mx = std::max(mx, v);
+  }
+  if (!std::isfinite(mx)) throw InvalidArgument("Sampler: every token id is masked (-inf) after suppression, bias and penalties");
+  // 6. min_p: p_i < min_p * p_max  <=>  exp(l_i - l_max) < min_p
+  if (p.min_p > 0.0f) {
+    const double log_thr = std::log(static_cast<double>(p.min_p));
+    for (float& v : row_)
+      if (static_cast<double>(v) - mx < log_thr) v = kNegInf;
+  }
+  // 7a. top_k: keep values >= the k-th largest
+  if (p.top_k > 0 && p.top_k < vocab_size_) {
+    std::vector<float> vals(row_);
+    std::nth_element(vals.begin(), vals.begin() + (p.top_k - 1), vals.end(), std::greater<float>());
+    const float kth = vals[static_cast<size_t>(p.top_k - 1)];
+    for (float& v : row_) if (v < kth) v = kNegInf;
+  }
+  // 7b. top_p over the renormalised survivors, most likely first
+  if (p.top_p < 1.0f) {
+    order_.clear();
+    for (int32_t i = 0; i < vocab_size_; ++i) if (std::isfinite(row_[static_cast<size_t>(i)])) order_.push_back(i);
+    std::sort(order_.begin(), order_.end(), [&](int32_t a, int32_t b) { return ranks_before(row_, a, b); });
+    double total = 0.0;
+    for (int32_t i : order_) total += std::exp(static_cast<double>(row_[static_cast<size_t>(i)]) - mx);
+    double before = 0.0;
+    size_t keep = 0;
+    for (; keep < order_.size(); ++keep) {
+      if (keep > 0 && before >= static_cast<double>(p.top_p) * total) break;
+      before += std::exp(static_cast<double>(row_[static_cast<size_t>(order_[keep])]) - mx);
+    }
+    for (size_t j = keep; j < order_.size(); ++j) row_[static_cast<size_t>(order_[j])] = kNegInf;
+  }
+  // 8. draw by inverse CDF over ascending ids
+  double total = 0.0;
+  for (float v : row_) if (std::isfinite(v)) total += std::exp(static_cast<double>(v) - mx);
+  const double target = seeded_uniform(st.seed, static_cast<uint64_t>(st.index), static_cast<uint64_t>(st.num_output_tokens)) * total;
+  double cum = 0.0;
+  int32_t chosen = -1;
+  for (int32_t i = 0; i < vocab_size_; ++i) {
+    const float v = row_[static_cast<size_t>(i)];
+    if (!std::isfinite(v)) continue;
+    chosen = i;
+    cum += std::exp(static_cast<double>(v) - mx);
+    if (cum > target) break;
+  }
+  res.token_id = chosen;
+  if (p.logprobs) res.logprob = make_logprob(log_softmax(row_), chosen, *p.logprobs);
+  return res;
+}
+
+}  // namespace quench
