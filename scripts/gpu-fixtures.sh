@@ -2,7 +2,7 @@
 # Makes quench's GPU-host fixtures (transformers 5.17 + PyTorch, one H200) and leaves them as
 # tarballs under $OUT, to be unpacked at the repository root:
 #   golden.tar.gz -> tests/data/golden/{tiny-fp32,tiny-bf16,tiny-globalkeys}/  (make_golden_logits.py)
-#   models.tar.gz -> models/gemma4-tiny-it/                                     (train_small_model.py)
+#   models.tar.gz.part-* (cat them) -> models/gemma4-tiny-it/                                    (train_small_model.py)
 #   small_model.tar.gz -> tests/data/small_model/                               (train_small_model.py)
 # plus the logs golden.log and train.log.
 #
@@ -28,7 +28,8 @@ if [ "$mode" = all ] || [ "$mode" = small ]; then
   python3 tools/fixtures/train_small_model.py --corpus "$CORPUS" \
     --model-out "$work/small/models/gemma4-tiny-it" --data-out "$work/small/tests/data/small_model" \
     "$@" 2>&1 | tee "$OUT/train.log"
-  tar -C "$work/small" -czf "$OUT/models.tar.gz" models
+  # the bf16 model is ~28 MB: split so that each returned file stays under the 16 MiB limit
+  tar -C "$work/small" -czf - models | split -b 15m - "$OUT/models.tar.gz.part-"
   tar -C "$work/small" -czf "$OUT/small_model.tar.gz" tests/data/small_model
 fi
 ls -l "$OUT"
