@@ -127,7 +127,7 @@ bool glob_match(std::string_view pattern, std::string_view text) {
     // pattern[pi] == '['; returns false if the class is unterminated (then '[' is literal).
     std::size_t i = pi + 1;
     bool negate = false;
-    if (i < pattern.size() && (pattern[i] == '!' || pattern[i] == '^')) {
+    if (i < pattern.size() && pattern[i] == '!') {  // '^' is literal, as in Python's fnmatch
       negate = true;
       ++i;
     }
