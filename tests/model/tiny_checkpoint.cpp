@@ -12,13 +12,17 @@
 
 namespace quench::test {
 
-std::filesystem::path make_temp_dir(const std::string& tag) {
+TempDir::TempDir(const std::string& tag) {
   static std::atomic<int> counter{0};
-  auto dir = std::filesystem::temp_directory_path() /
-             ("quench_model_test_" + tag + "_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
+  path_ = std::filesystem::temp_directory_path() /
+          ("quench_model_test_" + tag + "_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
+  std::filesystem::remove_all(path_);
+  std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
 }
 
 namespace {
@@ -126,6 +130,7 @@ std::filesystem::path write_tiny_checkpoint(const std::filesystem::path& dir, co
     m.add("model.vision_embedder.pos_embedding", {4, 2, hidden}, 0.0f, 0.1f);
     m.add("model.embed_audio.embedding_projection.weight", {hidden, 8}, 0.0f, 0.1f);
   }
+  for (const auto& [name, shape] : opt.extra) m.add(name, shape, 0.0f, 0.1f);
   w.write(dir / "model.safetensors");
   return dir;
 }

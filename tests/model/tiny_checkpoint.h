@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +24,8 @@ struct TinyOptions {
   std::function<void(nlohmann::json& text_config)> edit_config;
   /// Called with each tensor name; return false to drop the tensor.
   std::function<bool(const std::string& name)> keep;
+  /// Extra random tensors (name, shape) added as they are.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> extra;
 };
 
 /// Geometry written by write_tiny_checkpoint: hidden 32, intermediate 64, 4 layers
@@ -32,8 +36,19 @@ inline constexpr int kTinyHidden = 32;
 inline constexpr int kTinyLayers = 4;
 inline constexpr int kTinyWindow = 5;
 
-/// A fresh empty directory under the system temp dir, unique per call.
-std::filesystem::path make_temp_dir(const std::string& tag);
+/// A fresh empty directory under the system temp dir, unique per call, removed on destruction.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  operator const std::filesystem::path&() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 /// Writes the checkpoint into `dir` (created if needed) and returns dir.
 std::filesystem::path write_tiny_checkpoint(const std::filesystem::path& dir, const TinyOptions& opt = {});

@@ -40,6 +40,7 @@ inline float bf16_bits_to_f32(uint16_t bits) {
 
 constexpr int kRowBlock = 4;     // output rows decoded and reduced together
 constexpr int kTokenBlock = 64;  // tokens per pass over a decoded row block
+constexpr int64_t kParallelMinWork = 1 << 17;
 
 }  // namespace
 
@@ -96,7 +97,10 @@ void linear(const LinearWeight& w, const float* x, int n_tokens, float* y) {
   if (n_tokens <= 0) return;
   const bool direct = w.format == WeightFormat::kBF16 && w.weight.dtype == DType::kF32;
   const int64_t n_blocks = (out + kRowBlock - 1) / kRowBlock;
-#pragma omp parallel
+  // Threads only pay off past ~100k multiply-adds (each parallel region costs a few µs, much more
+  // when the cores are oversubscribed).
+  const bool parallel = int64_t(n_tokens) * out * in >= kParallelMinWork && n_blocks > 1;
+#pragma omp parallel if (parallel)
   {
     std::vector<float> buf(direct ? 0 : kRowBlock * in);
 #pragma omp for schedule(static)

@@ -30,6 +30,8 @@ class PagedKvPool {
   std::size_t bytes() const { return data_.size(); }
   /// Values per token of group layer g (num_kv_heads · head_dim).
   int kv_dim(int g) const { return kv_dims_[g]; }
+  /// Number of layers in the group (0: the model has no layers of this kind).
+  int kv_dim_count() const { return static_cast<int>(kv_dims_.size()); }
   /// Stores one token's k, v ([kv_dim] fp32) of group layer `g` into (block, slot).
   /// Throws InvalidArgument when block is outside [0, num_blocks).
   void write(int g, int block, int slot, const float* k, const float* v);

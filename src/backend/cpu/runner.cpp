@@ -40,6 +40,25 @@ KvCacheSpec CpuModelRunner::kv_cache_spec() const {
   return spec;
 }
 
+void CpuModelRunner::validate_tables(const SeqStep& s, int index) const {
+  const int end = s.start_pos + static_cast<int>(s.tokens.size());
+  const int window = model_->config().sliding_window;
+  auto check = [&](std::span<const int32_t> table, const PagedKvPool& pool, int first_pos, const char* what) {
+    if (pool.kv_dim_count() == 0 || end <= 0) return;
+    const int bs = pool.block_size();
+    for (int b = std::max(0, first_pos) / bs; b <= (end - 1) / bs; ++b) {
+      const int32_t id = b < static_cast<int>(table.size()) ? table[b] : -2;
+      if (id < 0 || id >= pool.num_blocks())
+        throw InvalidArgument("execute: batch entry " + std::to_string(index) + ": " + what + "[" + std::to_string(b) +
+                              "] = " + (id == -2 ? std::string("<missing>") : std::to_string(id)) +
+                              ", but positions up to " + std::to_string(end - 1) + " need a block in [0, " +
+                              std::to_string(pool.num_blocks()) + ")");
+    }
+  };
+  check(s.block_table_full, *full_pool_, 0, "block_table_full");
+  check(s.block_table_sliding, *sliding_pool_, s.start_pos - window + 1, "block_table_sliding");
+}
+
 void CpuModelRunner::execute(std::span<const SeqStep> batch, std::span<float> logits) {
   std::vector<PagedSequenceKv> views;
   std::vector<DecoderSlice> slices;
@@ -49,6 +68,7 @@ void CpuModelRunner::execute(std::span<const SeqStep> batch, std::span<float> lo
   for (size_t i = 0; i < batch.size(); ++i) {
     const SeqStep& s = batch[i];
     if (s.tokens.empty()) throw InvalidArgument("execute: batch entry " + std::to_string(i) + " has no tokens");
+    validate_tables(s, static_cast<int>(i));
     views.emplace_back(full_pool_.get(), sliding_pool_.get(), &group_of_, &index_in_group_, s.block_table_full,
                        s.block_table_sliding);
     row += static_cast<int>(s.tokens.size());

@@ -33,6 +33,10 @@ class CpuModelRunner : public ModelRunner {
   const Model& model() const { return *model_; }
 
  private:
+  /// Throws InvalidArgument (before anything is written) when a block the step writes or reads
+  /// is missing, -1 or outside its pool.
+  void validate_tables(const SeqStep& s, int index) const;
+
   std::shared_ptr<const Model> model_;
   KvCacheConfig kv_config_;
   std::vector<int> group_of_, index_in_group_;
