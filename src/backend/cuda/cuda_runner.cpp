@@ -70,6 +70,7 @@ CudaModelRunner::CudaModelRunner(std::shared_ptr<const Model> model, const KvCac
 }
 
 CudaModelRunner::~CudaModelRunner() {
+  clear_graphs();
   if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -91,6 +92,8 @@ std::string CudaModelRunner::name() const { return "cuda:0 " + cuda_device_descr
 
 void CudaModelRunner::ensure_capacity(int T, int S, int max_blocks, int n_logits, int max_context) {
   const ModelConfig& cfg = model_->config();
+  const bool grow = T > cap_T_ || n_logits > cap_logits_;
+  if (grow) clear_graphs();
   if (T > cap_T_) {
     int qmax = 0, kvmax = 0;
     for (const auto& l : cfg.layers) {
@@ -122,16 +125,34 @@ void CudaModelRunner::ensure_capacity(int T, int S, int max_blocks, int n_logits
   for (const auto& c : caches_)
     scratch = std::max(scratch, attention_scratch_bytes(T, c.num_heads, c.head_dim, max_context));
   if (scratch > cap_scratch_) {
+    clear_graphs();
     attn_scratch_.reset(scratch);
     cap_scratch_ = scratch;
   }
   const size_t meta = static_cast<size_t>(T) * 3 + n_logits + 2ull * S * max_blocks;
-  if (meta * 4 > meta_dev_.bytes()) meta_dev_.reset(meta * 4 * 2);
+  if (meta * 4 > meta_dev_.bytes()) {
+    clear_graphs();
+    meta_dev_.reset(meta * 4 * 2);
+  }
   cap_S_ = std::max(cap_S_, S);
   cap_blocks_ = std::max(cap_blocks_, max_blocks);
 }
 
-int CudaModelRunner::run_step(std::span<const SeqStep> batch) {
+namespace {
+int round_up_pow2(int v) {
+  int p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+}  // namespace
+
+void CudaModelRunner::clear_graphs() {
+  for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g);
+  graphs_.clear();
+  warmed_.clear();
+}
+
+CudaModelRunner::StepLayout CudaModelRunner::prepare(std::span<const SeqStep> batch, bool bucket) {
   const ModelConfig& cfg = model_->config();
   const int S = static_cast<int>(batch.size());
   int T = 0, n_logits = 0, max_blocks = 1, max_context = 1;
@@ -150,6 +171,10 @@ int CudaModelRunner::run_step(std::span<const SeqStep> batch) {
     n_logits += s.want_logits ? 1 : 0;
     max_blocks = std::max(max_blocks, need);
     max_context = std::max(max_context, end);
+  }
+  if (bucket) {
+    max_blocks = std::max(16, round_up_pow2(max_blocks));
+    max_context = max_blocks * spec.block_size;
   }
   ensure_capacity(T, S, max_blocks, std::max(n_logits, 1), max_context);
 
@@ -186,14 +211,20 @@ int CudaModelRunner::run_step(std::span<const SeqStep> batch) {
       }
     }
   }
+  QUENCH_CUDA_CHECK(cudaMemcpyAsync(meta_dev_.get(), meta_host_.data(), meta_host_.size() * 4,
+                                    cudaMemcpyHostToDevice, stream_));
+  return StepLayout{T, S, n_logits, max_blocks, max_context};
+}
+
+void CudaModelRunner::launch(const StepLayout& SL) {
+  const ModelConfig& cfg = model_->config();
+  const int T = SL.T, S = SL.S, n_logits = SL.n_logits, max_blocks = SL.max_blocks, max_context = SL.max_context;
   int32_t* dmeta = meta_dev_.get<int32_t>();
-  QUENCH_CUDA_CHECK(cudaMemcpyAsync(dmeta, meta_host_.data(), meta_host_.size() * 4, cudaMemcpyHostToDevice, stream_));
   const int32_t* d_ids = dmeta;
   TokenMeta meta{dmeta + T, dmeta + 2 * T};
   const int32_t* d_rows = dmeta + 3 * T;
   BlockTables full{dmeta + 3 * T + n_logits, max_blocks};
   BlockTables sliding{full.table + static_cast<size_t>(S) * max_blocks, max_blocks};
-
   const int H = cfg.hidden_size, I = cfg.intermediate_size;
   const float eps = static_cast<float>(cfg.rms_norm_eps);
   float* x = x_.get<float>();
@@ -237,7 +268,42 @@ int CudaModelRunner::run_step(std::span<const SeqStep> batch) {
     softcap(logits_dev_.get<float>(), static_cast<size_t>(n_logits) * cfg.vocab_size,
             static_cast<float>(cfg.final_logit_softcapping), stream_);
   }
-  return n_logits;
+}
+
+
+int CudaModelRunner::run_step(std::span<const SeqStep> batch) {
+  bool decode_only = use_graphs_;
+  for (const SeqStep& s : batch) decode_only &= s.tokens.size() == 1 && s.want_logits;
+  const StepLayout L = prepare(batch, decode_only);
+  if (!decode_only) {
+    launch(L);
+    return L.n_logits;
+  }
+  auto it = graphs_.find(L);
+  if (it == graphs_.end() && warmed_.insert(L).second) {
+    // First sight of this layout: run eagerly (sizes scratch buffers, lets cuBLAS and the kernel
+    // attributes initialise outside a capture); capture on the next occurrence.
+    launch(L);
+    return L.n_logits;
+  }
+  if (it == graphs_.end()) {
+    // Capture once per layout; every buffer the kernels touch is sized already (prepare).
+    cudaGraph_t graph;
+    QUENCH_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    try {
+      launch(L);
+    } catch (...) {
+      cudaStreamEndCapture(stream_, &graph);
+      throw;
+    }
+    QUENCH_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    cudaGraphExec_t exec;
+    QUENCH_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    QUENCH_CUDA_CHECK(cudaGraphDestroy(graph));
+    it = graphs_.emplace(L, exec).first;
+  }
+  QUENCH_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+  return L.n_logits;
 }
 
 void CudaModelRunner::execute(std::span<const SeqStep> batch, std::span<float> logits) {

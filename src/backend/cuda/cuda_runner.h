@@ -9,7 +9,10 @@
 // head; softcap) on one stream, then copies the wanted logits to the host.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <set>
+#include <tuple>
 #include <vector>
 
 #include "backend/backend.h"
@@ -47,7 +50,20 @@ class CudaModelRunner : public ModelRunner {
   static size_t kv_block_bytes(const ModelConfig& cfg, int block_size, KvCacheDtype dtype, bool sliding);
 
  private:
-  int run_step(std::span<const SeqStep> batch);  // returns number of logits rows (left in logits_dev_)
+  /// Device-side shape of one step (what a captured CUDA graph depends on).
+  struct StepLayout {
+    int T = 0, S = 0, n_logits = 0, max_blocks = 0, max_context = 0;
+    bool operator<(const StepLayout& o) const {
+      return std::tie(T, S, n_logits, max_blocks, max_context) < std::tie(o.T, o.S, o.n_logits, o.max_blocks, o.max_context);
+    }
+  };
+  /// Validates the batch, fills and uploads the step metadata; `bucket` rounds the block-table
+  /// width and context up to a power of two (decode steps replayed from CUDA graphs).
+  StepLayout prepare(std::span<const SeqStep> batch, bool bucket);
+  /// Enqueues every kernel of the step (leaves the logits in logits_dev_).
+  void launch(const StepLayout& L);
+  /// prepare + launch, through a captured graph for decode-only batches.
+  int run_step(std::span<const SeqStep> batch);
   void ensure_capacity(int T, int S, int max_blocks, int n_logits, int max_context);
 
   std::shared_ptr<const Model> model_;
@@ -75,6 +91,17 @@ class CudaModelRunner : public ModelRunner {
   DeviceBuffer x_, y_, qf_, kf_, vf_, gate_, up_;  // fp32
   DeviceBuffer hb_, qb_, attnb_, actb_, logitsb_; // bf16
   DeviceBuffer logits_dev_, argmax_dev_, attn_scratch_;
+
+  // Decode steps replay CUDA graphs keyed by their layout; any buffer reallocation drops them.
+  std::map<StepLayout, cudaGraphExec_t> graphs_;
+  std::set<StepLayout> warmed_;
+  bool use_graphs_ = true;
+  void clear_graphs();
+
+ public:
+  /// Turns CUDA-graph replay of decode steps on or off (on by default).
+  void set_use_cuda_graphs(bool on) { use_graphs_ = on; if (!on) clear_graphs(); }
+  size_t num_captured_graphs() const { return graphs_.size(); }
 };
 
 }  // namespace quench::cuda

@@ -1,0 +1,230 @@
+// quench/cli/bench_runner.cpp: `quench bench-runner MODEL`: the model runner alone (no HTTP, no
+// scheduler) on one device: prefill throughput, time to first token, and greedy decode throughput
+// at several batch sizes, each next to its physical bound:
+//   decode bound  = (weight bytes + KV bytes read per step) / measured copy bandwidth
+//   prefill bound = FLOPs / measured bf16 GEMM peak (2 · linear params · tokens + attention).
+// Bandwidth and peak are measured on the spot (device-to-device copy; a large cuBLAS bf16 GEMM).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+#include <random>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "backend/cpu/runner.h"
+#include "cli/verb.h"
+#include "core/error.h"
+#include "io/model_config.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "model/weights.h"
+#ifdef QUENCH_HAVE_CUDA
+#include "backend/cuda/cuda_runner.h"
+#include "backend/cuda/device_measure.h"
+#endif
+
+namespace quench::cli {
+namespace {
+
+struct Options {
+  std::string model;
+  std::string device = "cuda";
+  std::vector<int> batch_sizes{1, 16, 64};
+  int context = 512;
+  int decode_steps = 64;
+  int prefill_len = 2048;
+  int ttft_len = 512;
+  std::string kv_dtype = "bf16";
+  std::string out;
+  bool no_graphs = false;
+};
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+/// Parameters of every Linear (the tied LM head counted once as a matmul of vocab x hidden).
+double linear_params(const ModelConfig& c) {
+  double p = 0;
+  for (const auto& l : c.layers) {
+    const double q = double(l.num_heads) * l.head_dim, kv = double(l.num_kv_heads) * l.head_dim;
+    p += c.hidden_size * (q + kv + (l.k_eq_v ? 0 : kv) + q) + 3.0 * c.hidden_size * c.intermediate_size;
+  }
+  return p + double(c.vocab_size) * c.hidden_size;
+}
+
+/// KV bytes read per decode step by one sequence at context `ctx` (window applied).
+double kv_read_bytes(const ModelConfig& c, int ctx, int elem) {
+  double b = 0;
+  for (const auto& l : c.layers) {
+    const int keys = l.sliding_window > 0 ? std::min(ctx, l.sliding_window) : ctx;
+    b += 2.0 * keys * l.num_kv_heads * l.head_dim * elem;
+  }
+  return b;
+}
+
+/// Attention FLOPs of a causal prefill of n tokens (QK and PV, window applied).
+double attention_flops(const ModelConfig& c, int n) {
+  double f = 0;
+  for (const auto& l : c.layers) {
+    double pairs = 0;
+    for (int i = 0; i < n; ++i) pairs += l.sliding_window > 0 ? std::min(i + 1, l.sliding_window) : i + 1;
+    f += 4.0 * pairs * l.num_heads * l.head_dim;
+  }
+  return f;
+}
+
+int run(const Options& o) {
+  std::shared_ptr<const Model> model = Model::load(o.model);
+  const ModelConfig& cfg = model->config();
+  const int bs = 16;
+  const int max_batch = *std::max_element(o.batch_sizes.begin(), o.batch_sizes.end());
+  const int ctx_needed = std::max({o.context + o.decode_steps + 1, o.prefill_len, o.ttft_len}) + 1;
+  const int blocks_per_seq = (ctx_needed + bs - 1) / bs;
+  KvCacheConfig kv;
+  kv.block_size = bs;
+  kv.num_blocks_full = kv.num_blocks_sliding = blocks_per_seq * max_batch + 1;
+  if (o.kv_dtype == "fp8" || o.kv_dtype == "fp8_e4m3") kv.dtype = KvCacheDtype::kFP8E4M3;
+  else if (o.kv_dtype != "bf16") throw InvalidArgument("--kv-cache-dtype must be bf16 or fp8_e4m3, got " + o.kv_dtype);
+  const int kv_elem = kv.dtype == KvCacheDtype::kFP8E4M3 ? 1 : 2;
+
+  std::unique_ptr<ModelRunner> runner;
+  double bandwidth = 0, peak = 0;
+  size_t weight_bytes = model->checkpoint().total_bytes();
+  std::string device_name;
+#ifdef QUENCH_HAVE_CUDA
+  cuda::CudaModelRunner* cuda_runner = nullptr;
+#endif
+  if (o.device == "cuda") {
+#ifdef QUENCH_HAVE_CUDA
+    bandwidth = cuda::measure_copy_bandwidth();
+    peak = cuda::measure_bf16_gemm_peak();
+    auto r = std::make_unique<cuda::CudaModelRunner>(model, kv);
+    cuda_runner = r.get();
+    if (o.no_graphs) r->set_use_cuda_graphs(false);
+    weight_bytes = r->weight_bytes();
+    device_name = r->name();
+    runner = std::move(r);
+#else
+    throw InvalidArgument("--device cuda: this quench was built without CUDA");
+#endif
+  } else if (o.device == "cpu") {
+    runner = std::make_unique<CpuModelRunner>(model, kv);
+    device_name = "cpu";
+  } else {
+    throw InvalidArgument("--device must be cuda or cpu, got " + o.device);
+  }
+  std::printf("bench-runner: %s on %s; weights %.2f GB resident; copy bandwidth %.0f GB/s; bf16 GEMM peak %.0f TFLOP/s\n",
+              o.model.c_str(), device_name.c_str(), weight_bytes / 1e9, bandwidth / 1e9, peak / 1e12);
+
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> tok(3, cfg.vocab_size - 1);
+  auto tables = [&](int seq) {
+    std::vector<int32_t> t(blocks_per_seq);
+    std::iota(t.begin(), t.end(), seq * blocks_per_seq + 1);
+    return t;
+  };
+  auto greedy = [&](std::span<const SeqStep> steps, std::span<int32_t> out) {
+#ifdef QUENCH_HAVE_CUDA
+    if (cuda_runner) return cuda_runner->execute_greedy(steps, out);
+#endif
+    std::vector<float> logits(out.size() * static_cast<size_t>(cfg.vocab_size));
+    runner->execute(steps, logits);
+    for (size_t i = 0; i < out.size(); ++i) {
+      const float* row = logits.data() + i * cfg.vocab_size;
+      out[i] = static_cast<int32_t>(std::max_element(row, row + cfg.vocab_size) - row);
+    }
+  };
+  nlohmann::json report = {{"model", o.model}, {"device", device_name}, {"weight_bytes", weight_bytes},
+                           {"copy_bandwidth_Bps", bandwidth}, {"bf16_peak_flops", peak},
+                           {"kv_cache_dtype", o.kv_dtype}, {"cuda_graphs", !o.no_graphs}};
+  const double lin = linear_params(cfg);
+
+  // Prefill of one long prompt, and TTFT of a shorter one (idle engine: one step each).
+  auto prefill = [&](int n) {
+    std::vector<int32_t> ids(n);
+    for (auto& t : ids) t = tok(rng);
+    const auto tab = tables(0);
+    SeqStep s{ids, 0, tab, tab, true};
+    std::vector<int32_t> out(1);
+    greedy(std::span<const SeqStep>(&s, 1), out);  // warm-up
+    const auto t0 = Clock::now();
+    greedy(std::span<const SeqStep>(&s, 1), out);
+    return seconds_since(t0);
+  };
+  if (o.prefill_len > 0) {
+    const double t = prefill(o.prefill_len);
+    const double flops = 2.0 * lin * o.prefill_len + attention_flops(cfg, o.prefill_len);
+    const double bound = peak > 0 ? flops / peak : 0;
+    std::printf("prefill %d tokens: %.1f ms, %.0f tok/s (bound %.0f tok/s, %.0f%%)\n", o.prefill_len, t * 1e3,
+                o.prefill_len / t, bound > 0 ? o.prefill_len / bound : 0, bound > 0 ? 100 * bound / t : 0);
+    report["prefill"] = {{"tokens", o.prefill_len}, {"seconds", t}, {"tok_per_s", o.prefill_len / t},
+                         {"bound_tok_per_s", bound > 0 ? o.prefill_len / bound : 0}};
+  }
+  if (o.ttft_len > 0) {
+    const double t = prefill(o.ttft_len);
+    std::printf("time to first token, %d-token prompt, idle: %.1f ms\n", o.ttft_len, t * 1e3);
+    report["ttft"] = {{"prompt_tokens", o.ttft_len}, {"seconds", t}};
+  }
+
+  // Decode at each batch size: prefill `context` tokens per sequence, then timed greedy steps.
+  nlohmann::json dec = nlohmann::json::array();
+  for (int B : o.batch_sizes) {
+    std::vector<std::vector<int32_t>> ids(B), tab(B);
+    for (int b = 0; b < B; ++b) {
+      ids[b].resize(o.context + o.decode_steps + 8);
+      for (auto& t : ids[b]) t = tok(rng);
+      tab[b] = tables(b);
+    }
+    for (int b = 0; b < B; ++b) {  // prefill one by one (bounded memory)
+      SeqStep s{std::span<const int32_t>(ids[b].data(), o.context), 0, tab[b], tab[b], true};
+      std::vector<int32_t> out(1);
+      greedy(std::span<const SeqStep>(&s, 1), out);
+    }
+    std::vector<SeqStep> steps(B);
+    std::vector<int32_t> out(B);
+    auto step_at = [&](int p) {
+      for (int b = 0; b < B; ++b)
+        steps[b] = SeqStep{std::span<const int32_t>(ids[b].data() + p, 1), p, tab[b], tab[b], true};
+      greedy(steps, out);
+    };
+    int p = o.context;
+    for (int w = 0; w < 3; ++w) step_at(p++);  // warm-up (graph capture)
+    const auto t0 = Clock::now();
+    for (int i = 0; i < o.decode_steps; ++i) step_at(p++);
+    const double t = seconds_since(t0);
+    const double per_step = t / o.decode_steps;
+    const double bytes = weight_bytes + B * kv_read_bytes(cfg, o.context + o.decode_steps / 2, kv_elem);
+    const double bound_step = bandwidth > 0 ? bytes / bandwidth : 0;
+    const double tps = B / per_step;
+    std::printf("decode batch %3d at context %d: %.3f ms/step, %.0f tok/s (bound %.0f tok/s, %.0f%%)\n", B,
+                o.context, per_step * 1e3, tps, bound_step > 0 ? B / bound_step : 0,
+                bound_step > 0 ? 100 * bound_step / per_step : 0);
+    dec.push_back({{"batch", B}, {"context", o.context}, {"ms_per_step", per_step * 1e3}, {"tok_per_s", tps},
+                   {"bytes_per_step", bytes}, {"bound_tok_per_s", bound_step > 0 ? B / bound_step : 0}});
+  }
+  report["decode"] = dec;
+  if (!o.out.empty()) write_file_atomic(o.out, report.dump(2) + "\n");
+  return 0;
+}
+
+const bool registered = register_verb(
+    {"bench-runner", "Time the model runner alone (prefill, TTFT, decode) against the physical bounds",
+     [](CLI::App& app) {
+       auto o = std::make_shared<Options>();
+       app.add_option("model", o->model, "checkpoint directory")->required();
+       app.add_option("--device", o->device, "cuda or cpu")->capture_default_str();
+       app.add_option("--batch-sizes", o->batch_sizes, "decode batch sizes")->delimiter(',')->capture_default_str();
+       app.add_option("--context", o->context, "prompt tokens per sequence before decoding")->capture_default_str();
+       app.add_option("--decode-steps", o->decode_steps, "timed decode steps")->capture_default_str();
+       app.add_option("--prefill-len", o->prefill_len, "tokens of the timed prefill (0 = skip)")->capture_default_str();
+       app.add_option("--ttft-len", o->ttft_len, "prompt tokens of the TTFT measurement (0 = skip)")->capture_default_str();
+       app.add_option("--kv-cache-dtype", o->kv_dtype, "bf16 or fp8_e4m3")->capture_default_str();
+       app.add_flag("--no-cuda-graphs", o->no_graphs, "launch decode steps without CUDA graphs");
+       app.add_option("--out", o->out, "write the results as JSON");
+       return [o] { return run(*o); };
+     }});
+
+}  // namespace
+}  // namespace quench::cli
