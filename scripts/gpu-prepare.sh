@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the GPU binaries HERE (nvcc 13.0, sm_90a + PTX) and gathers them with the few shared
+# libraries the GPU host's image lacks into .carry/gpu-bin/ (git-ignored), which a device call
+# names in `carry`. The GPU host has no Debian dev packages and no internet, so we ship binaries
+# rather than build there; its own CUDA 13 runtime, cuBLAS and libstdc++ are used.
+# Usage: scripts/gpu-prepare.sh [build-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${1:-build-gpu}
+cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$B" --target quench test_cuda -j "$(nproc)"
+D=.carry/gpu-bin
+rm -rf "$D" && mkdir -p "$D/lib"
+cp "$B/quench" "$B/test_cuda" "$D/"
+strip --strip-debug "$D/quench" "$D/test_cuda"
+for bin in "$D/quench" "$D/test_cuda"; do
+  ldd "$bin" | awk '/=> \//{print $3}' | grep -E 'libfmt|libspdlog|libcpp-httplib|libxxhash|libgomp|libssl|libcrypto|libbrotli|libz\.' |
+    while read -r lib; do cp -Ln "$lib" "$D/lib/" 2>/dev/null || true; done
+done
+du -sh "$D"
