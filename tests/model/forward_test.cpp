@@ -88,14 +88,10 @@ TEST_F(TinyForward, IncrementalDecodeMatchesFullPrefill) {
   EXPECT_LE(test::rel_l2(step.data(), full.data() + 10 * kTinyVocab, kTinyVocab), 1e-5);
 }
 
-TEST_F(TinyForward, EmbedScaleFollowsEmbeddingDtype) {
-  test::TinyOptions opt;
-  opt.dtype = DType::kBF16;
-  test::TempDir tmp("bf16scale");
-  auto bf = Model::load(test::write_tiny_checkpoint(tmp, opt));
+TEST_F(TinyForward, EmbedScaleRoundsToTheRequestedDtype) {
   // sqrt(32) = 5.656854...; bf16 keeps 8 significant bits: 5.65625.
   EXPECT_EQ(CpuDecoder(model_->config(), model_->weights()).embed_scale(), static_cast<float>(std::sqrt(32.0)));
-  EXPECT_EQ(CpuDecoder(bf->config(), bf->weights()).embed_scale(), 5.65625f);
+  EXPECT_EQ(CpuDecoder(model_->config(), model_->weights(), DType::kBF16).embed_scale(), 5.65625f);
 }
 
 TEST_F(TinyForward, HooksSeeResidualsLinearInputsAndKv) {

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/numeric.h"
 
 namespace quench::test {
 namespace {
@@ -53,10 +52,8 @@ std::vector<double> naive_logits(const Checkpoint& ck, const ModelConfig& cfg, c
                                  const std::vector<int32_t>& tokens) {
   const int N = static_cast<int>(tokens.size()), Hd = cfg.hidden_size, V = cfg.vocab_size;
   const double eps = cfg.rms_norm_eps;
-  const TensorView& E_view = ck.get(p + "embed_tokens.weight");
   const Vec E = load(ck, p + "embed_tokens.weight");
-  const float s32 = static_cast<float>(std::sqrt(double(Hd)));
-  const double scale = E_view.dtype == DType::kBF16 ? round_bf16(s32) : s32;
+  const double scale = static_cast<float>(std::sqrt(double(Hd)));
 
   std::vector<Vec> x(N, Vec(Hd));
   for (int t = 0; t < N; ++t)

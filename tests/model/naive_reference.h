@@ -14,7 +14,7 @@ namespace quench::test {
 
 /// Full causal forward of `tokens` at positions 0..N-1; returns soft-capped logits [N, vocab]
 /// (row-major, double). `prefix` is "model.language_model." or "model.". The embedding scale is
-/// sqrt(hidden) rounded to the embedding dtype's precision (bf16 / fp32).
+/// fl32(sqrt(hidden)), as transformers computes it for a model loaded with dtype=float32.
 std::vector<double> naive_logits(const Checkpoint& ckpt, const ModelConfig& cfg, const std::string& prefix,
                                  const std::vector<int32_t>& tokens);
 

@@ -13,13 +13,13 @@ float gelu_tanh(float u) {
 }
 
 void gelu_tanh_mul(const float* gate, const float* up, int64_t n, float* out) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n >= (1 << 18))
   for (int64_t i = 0; i < n; ++i) out[i] = gelu_tanh(gate[i]) * up[i];
 }
 
 void softcap(float* x, int64_t n, float cap) {
   if (cap <= 0.0f) return;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n >= (1 << 18))
   for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }
 

@@ -18,7 +18,7 @@ void attention(const float* q, const float* k, const float* v, const AttentionSh
   const int D = s.head_dim, Hq = s.num_heads, Hkv = s.num_kv_heads;
   const int group = Hq / Hkv;
   const int64_t total = int64_t(s.n_queries) * Hq;
-  const bool parallel = total * int64_t(s.n_keys) * D >= (1 << 16);
+  const bool parallel = total * int64_t(s.n_keys) * D >= (1 << 20);
 #pragma omp parallel if (parallel)
   {
     std::vector<float> scores(std::max(1, s.n_keys));

@@ -22,11 +22,11 @@ std::vector<float> to_f32_checked(const TensorView& t, int64_t expected) {
   return t.to_f32();
 }
 
-CpuDecoder::CpuDecoder(const ModelConfig& config, const ModelWeights& weights)
+CpuDecoder::CpuDecoder(const ModelConfig& config, const ModelWeights& weights, DType embed_scale_dtype)
     : config_(config), weights_(weights), eps_(static_cast<float>(config.rms_norm_eps)) {
   // transformers: embed_scale = torch.tensor(hidden_size ** 0.5) (fp32), then .to(weight.dtype).
   const float s = static_cast<float>(std::sqrt(static_cast<double>(config.hidden_size)));
-  switch (weights.embed_tokens.dtype) {
+  switch (embed_scale_dtype) {
     case DType::kBF16: embed_scale_ = round_bf16(s); break;
     case DType::kF16: embed_scale_ = f16_to_f32(f32_to_f16(s)); break;
     default: embed_scale_ = s; break;

@@ -30,11 +30,16 @@ struct DecoderSlice {
 /// both must outlive the decoder.
 class CpuDecoder {
  public:
-  CpuDecoder(const ModelConfig& config, const ModelWeights& weights);
+  /// `embed_scale_dtype`: the dtype transformers' `embed_scale` buffer is cast to
+  /// (`embed_scale.to(embed_tokens.weight.dtype)`), i.e. the dtype the emulated transformers run
+  /// holds its weights in at runtime. This backend computes in fp32 like transformers loaded with
+  /// `dtype=torch.float32` (the golden references: tests/data/golden/README.md, also for bf16 files),
+  /// so the default is kF32: fl32(sqrt(hidden)) = 61.96773 for 3840. kBF16 reproduces a bf16
+  /// transformers run (62.0 for 3840, gemma4-architecture.md §2.1); kF16 likewise.
+  CpuDecoder(const ModelConfig& config, const ModelWeights& weights, DType embed_scale_dtype = DType::kF32);
 
   const ModelConfig& config() const { return config_; }
-  /// sqrt(hidden_size) rounded to the embedding dtype as transformers does (`embed_scale` buffer
-  /// `.to(weight.dtype)`): bf16 → 62.0 for 3840, fp32 → fl32(sqrt(3840)).
+  /// sqrt(hidden_size) rounded to `embed_scale_dtype` (see the constructor).
   float embed_scale() const { return embed_scale_; }
 
   /// Runs every token of every slice through all layers. `logit_rows` are indices into the

@@ -40,7 +40,7 @@ inline float bf16_bits_to_f32(uint16_t bits) {
 
 constexpr int kRowBlock = 4;     // output rows decoded and reduced together
 constexpr int kTokenBlock = 64;  // tokens per pass over a decoded row block
-constexpr int64_t kParallelMinWork = 1 << 17;
+constexpr int64_t kParallelMinWork = 1 << 21;
 
 }  // namespace
 
@@ -97,8 +97,8 @@ void linear(const LinearWeight& w, const float* x, int n_tokens, float* y) {
   if (n_tokens <= 0) return;
   const bool direct = w.format == WeightFormat::kBF16 && w.weight.dtype == DType::kF32;
   const int64_t n_blocks = (out + kRowBlock - 1) / kRowBlock;
-  // Threads only pay off past ~100k multiply-adds (each parallel region costs a few µs, much more
-  // when the cores are oversubscribed).
+  // Threads only pay off past ~2M multiply-adds (a parallel region costs a few µs, and milliseconds
+  // when the cores are oversubscribed and the barrier waits for a descheduled thread).
   const bool parallel = int64_t(n_tokens) * out * in >= kParallelMinWork && n_blocks > 1;
 #pragma omp parallel if (parallel)
   {

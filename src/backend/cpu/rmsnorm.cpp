@@ -7,7 +7,7 @@
 namespace quench {
 
 void rms_norm(const float* x, const float* weight, int n_rows, int dim, float eps, float* y) {
-#pragma omp parallel for schedule(static) if (int64_t(n_rows) * dim > 16384)
+#pragma omp parallel for schedule(static) if (int64_t(n_rows) * dim >= (1 << 18))
   for (int r = 0; r < n_rows; ++r) {
     const float* xr = x + int64_t(r) * dim;
     float* yr = y + int64_t(r) * dim;

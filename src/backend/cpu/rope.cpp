@@ -33,7 +33,7 @@ std::vector<float> rope_inv_freq(const RopeParams& rope, int head_dim) {
 void apply_rope(float* x, int n_tokens, int n_heads, int head_dim, const int* positions,
                 const std::vector<float>& inv_freq) {
   const int half = head_dim / 2;
-#pragma omp parallel if (int64_t(n_tokens) * n_heads * head_dim > 16384)
+#pragma omp parallel if (int64_t(n_tokens) * n_heads * head_dim >= (1 << 18))
   {
     std::vector<float> cs(half), sn(half);
 #pragma omp for schedule(static)
