@@ -69,7 +69,7 @@ BpeModel::BpeModel(BpeModel&& o) noexcept
 
 BpeModel::~BpeModel() = default;
 
-BpeModel BpeModel::from_json(const tok_json::Node& node) {
+BpeModel BpeModel::from_json(const tok_json::Node& node, BpeTables tables) {
   const std::string type = node.at("type").str();
   if (type != "BPE") node.child("type").fail("unsupported model type '" + type + "' (supported: BPE)");
   if (node.find("dropout")) node.child("dropout").fail("BPE dropout is not supported");
@@ -81,16 +81,11 @@ BpeModel BpeModel::from_json(const tok_json::Node& node) {
   m.fuse_unk_ = tok_json::bool_or(node, "fuse_unk", false);
   m.ignore_merges_ = tok_json::bool_or(node, "ignore_merges", false);
 
-  const tok_json::Node vocab = node.at("vocab");
-  if (!vocab.value.is_object()) vocab.fail("expected an object {token: id}");
-  m.vocab_.reserve(vocab.value.size());
-  for (auto it = vocab.value.begin(); it != vocab.value.end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() > INT32_MAX) {
-      vocab.child(it.key()).fail("expected a non-negative 32-bit integer id");
-    }
-    const auto id = static_cast<int32_t>(it.value().get<int64_t>());
-    m.vocab_.emplace(it.key(), id);
+  if (!node.at("vocab").value.is_object()) node.child("vocab").fail("expected an object {token: id}");
+  m.vocab_.reserve(tables.vocab.size());
+  for (auto& [tok, id] : tables.vocab) {
     m.max_id_ = std::max(m.max_id_, id);
+    m.vocab_.insert_or_assign(std::move(tok), id);
   }
   m.bmp_ids_.assign(0x10000, -1);
   m.byte_ids_.assign(256, -1);
@@ -112,31 +107,16 @@ BpeModel BpeModel::from_json(const tok_json::Node& node) {
 
   const tok_json::Node merges = node.at("merges");
   if (!merges.value.is_array()) merges.fail("expected an array");
-  m.merges_ = std::make_unique<MergeTable>(merges.value.size());
+  m.merges_ = std::make_unique<MergeTable>(tables.merges.size());
   std::string joined;
-  for (size_t r = 0; r < merges.value.size(); ++r) {
-    const nlohmann::json& e = merges.value[r];
-    std::string_view a, b;
-    std::string pair_text;
-    if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-      a = e[0].get_ref<const std::string&>();
-      b = e[1].get_ref<const std::string&>();
-    } else if (e.is_string()) {
-      pair_text = e.get<std::string>();
-      const size_t sp = pair_text.find(' ');
-      if (sp == std::string::npos || pair_text.find(' ', sp + 1) != std::string::npos) {
-        merges.index(r).fail("expected \"a b\" (one space)");
-      }
-      a = std::string_view(pair_text).substr(0, sp);
-      b = std::string_view(pair_text).substr(sp + 1);
-    } else {
-      merges.index(r).fail("expected a string \"a b\" or a pair [a, b]");
-    }
+  for (size_t r = 0; r < tables.merges.size(); ++r) {
+    const auto& [a, b] = tables.merges[r];
     auto ia = m.vocab_.find(a), ib = m.vocab_.find(b);
     joined.assign(a).append(b);
     auto ij = m.vocab_.find(joined);
     if (ia == m.vocab_.end() || ib == m.vocab_.end() || ij == m.vocab_.end()) {
-      merges.index(r).fail("merge '" + std::string(a) + "' + '" + std::string(b) + "' names a token missing from model.vocab");
+      throw FormatError(merges.file + ": /model/merges/" + std::to_string(r) + ": merge '" + a + "' + '" + b +
+                        "' names a token missing from model.vocab");
     }
     m.merges_->insert(ia->second, ib->second, static_cast<uint32_t>(r), ij->second);
   }

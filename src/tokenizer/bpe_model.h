@@ -22,12 +22,20 @@ struct StringHash {
 };
 using TokenIdMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
+/// model.vocab and model.merges as read by a streaming parse (the two large parts of a
+/// tokenizer.json, kept out of the JSON DOM for load speed).
+struct BpeTables {
+  std::vector<std::pair<std::string, int32_t>> vocab;          ///< in file order
+  std::vector<std::pair<std::string, std::string>> merges;     ///< in rank order
+};
+
 class BpeModel {
  public:
-  /// Parses `model` (type "BPE"). Throws FormatError naming the path for another type, a merge
-  /// whose parts or concatenation are not in the vocabulary, dropout, or a
-  /// continuing_subword_prefix / end_of_word_suffix (not used by Gemma, not implemented).
-  static BpeModel from_json(const tok_json::Node& node);
+  /// Builds the model from the `model` object (type "BPE"; its vocab and merges already moved
+  /// into `tables`). Throws FormatError naming the path for another type, a merge whose parts or
+  /// concatenation are not in the vocabulary, dropout, or a continuing_subword_prefix /
+  /// end_of_word_suffix (not used by Gemma, not implemented).
+  static BpeModel from_json(const tok_json::Node& node, BpeTables tables);
 
   BpeModel(BpeModel&& other) noexcept;
   ~BpeModel();

@@ -38,6 +38,49 @@ void parse_post_processor(const tok_json::Node& node, std::vector<int32_t>& pref
   }
 }
 
+// Parses the whole file but streams /model/vocab entries and /model/merges items into `tables`
+// instead of the DOM (they are ~260k and ~515k entries for Gemma; a DOM of them costs seconds).
+// Events and depths as nlohmann's parser_callback_t: root keys at depth 1, model keys at 2.
+nlohmann::json parse_streaming_bpe_tables(std::string_view text, const std::string& source, BpeTables& tables) {
+  using Ev = nlohmann::json::parse_event_t;
+  std::vector<std::string> keys(8);
+  auto in_model = [&](const char* key) { return keys[1] == "model" && keys[2] == key; };
+  auto cb = [&](int depth, Ev ev, nlohmann::json& parsed) -> bool {
+    if (ev == Ev::key) {
+      if (depth < static_cast<int>(keys.size())) keys[depth] = parsed.get<std::string>();
+      return true;
+    }
+    if (depth == 3 && ev == Ev::value && in_model("vocab")) {
+      if (!parsed.is_number_integer() || parsed.get<int64_t>() < 0 || parsed.get<int64_t>() > INT32_MAX) {
+        throw FormatError(source + ": /model/vocab/" + keys[3] + ": expected a non-negative 32-bit integer id");
+      }
+      tables.vocab.emplace_back(keys[3], static_cast<int32_t>(parsed.get<int64_t>()));
+      return false;
+    }
+    if (depth == 3 && in_model("merges") && (ev == Ev::value || ev == Ev::array_end)) {
+      const std::string where = source + ": /model/merges/" + std::to_string(tables.merges.size());
+      if (parsed.is_array()) {
+        if (parsed.size() != 2 || !parsed[0].is_string() || !parsed[1].is_string()) {
+          throw FormatError(where + ": expected a pair [a, b] of strings");
+        }
+        tables.merges.emplace_back(parsed[0].get<std::string>(), parsed[1].get<std::string>());
+      } else if (parsed.is_string()) {
+        const std::string& s = parsed.get_ref<const std::string&>();
+        const size_t sp = s.find(' ');
+        if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) {
+          throw FormatError(where + ": expected \"a b\" (one space)");
+        }
+        tables.merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+      } else {
+        throw FormatError(where + ": expected a string \"a b\" or a pair [a, b]");
+      }
+      return false;
+    }
+    return true;
+  };
+  return nlohmann::json::parse(text.begin(), text.end(), cb);
+}
+
 }  // namespace
 
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -56,8 +99,9 @@ Tokenizer Tokenizer::load(const std::filesystem::path& path) {
 
 Tokenizer Tokenizer::from_json_text(std::string_view text, const std::string& source_name) {
   nlohmann::json j;
+  BpeTables tables;
   try {
-    j = nlohmann::json::parse(text);
+    j = parse_streaming_bpe_tables(text, source_name, tables);
   } catch (const nlohmann::json::parse_error& e) {
     throw FormatError(source_name + ": invalid JSON: " + e.what());
   }
@@ -67,7 +111,7 @@ Tokenizer Tokenizer::from_json_text(std::string_view text, const std::string& so
                                           AddedVocabulary::from_json(root.at("added_tokens")),
                                           Normalizer::from_json(root.at("normalizer")),
                                           PreTokenizer::from_json(root.at("pre_tokenizer")),
-                                          BpeModel::from_json(root.at("model")),
+                                          BpeModel::from_json(root.at("model"), std::move(tables)),
                                           Decoder::from_json(root.at("decoder")),
                                           {}, {}, {}, {}, {}, {}});
   if (const auto* pp = root.find("post_processor"); pp) {
