@@ -48,7 +48,7 @@ nlohmann::json parse_streaming_bpe_tables(std::string_view text, const std::stri
   auto cb = [&](int depth, Ev ev, nlohmann::json& parsed) -> bool {
     if (ev == Ev::key) {
       if (depth < static_cast<int>(keys.size())) keys[depth] = parsed.get<std::string>();
-      return true;
+      return !(depth == 3 && in_model("vocab"));  // vocab keys never enter the DOM (no map insert)
     }
     if (depth == 3 && ev == Ev::value && in_model("vocab")) {
       if (!parsed.is_number_integer() || parsed.get<int64_t>() < 0 || parsed.get<int64_t>() > INT32_MAX) {
