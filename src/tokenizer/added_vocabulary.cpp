@@ -2,6 +2,7 @@
 #include "tokenizer/added_vocabulary.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "tokenizer/utf8.h"  // decode_at
 
@@ -14,11 +15,18 @@ bool is_unicode_whitespace(char32_t c) {
          (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
-// Rust char::is_alphanumeric || '_' approximated on ASCII and treating every non-ASCII letter-range
-// code point as a word character (single_word is not used by Gemma).
+// Regex `\w` as added_vocabulary.rs uses it for single_word (Unicode word characters). Exact on
+// ASCII; beyond ASCII an approximation without Unicode tables: everything except whitespace, the
+// punctuation / symbol blocks (U+2000-U+2BFF, U+3000-U+303F, U+FE30-U+FE4F, U+FF01-U+FF0F,
+// U+FF1A-U+FF20) and emoji (U+1F000-U+1FAFF). Gemma has no single_word tokens.
 bool is_word_char(char32_t c) {
   if (c < 0x80) return std::isalnum(static_cast<int>(c)) || c == '_';
-  return !is_unicode_whitespace(c);
+  if (is_unicode_whitespace(c)) return false;
+  if ((c >= 0x2000 && c <= 0x2BFF) || (c >= 0x3000 && c <= 0x303F) || (c >= 0xFE30 && c <= 0xFE4F) ||
+      (c >= 0xFF01 && c <= 0xFF0F) || (c >= 0xFF1A && c <= 0xFF20) || (c >= 0x1F000 && c <= 0x1FAFF)) {
+    return false;
+  }
+  return !(c >= 0xA1 && c <= 0xBF);  // Latin-1 punctuation and symbols
 }
 
 // Last character of s (valid UTF-8 assumed where it matters), or 0.

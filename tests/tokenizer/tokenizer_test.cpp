@@ -222,6 +222,25 @@ TEST(Tokenizer, AddedTokensLeftmostLongestWithLstripRstrip) {
   EXPECT_EQ(tok.decode(Ids{4, 8, 3}, false), "ab<m>c");
 }
 
+TEST(Tokenizer, SingleWordAndNormalizedAddedTokens) {
+  nlohmann::json vocab = kAbcVocab;
+  vocab[" "] = 10;
+  vocab["▁"] = 11;
+  auto j = base_tokenizer(vocab, nlohmann::json::array());
+  j["added_tokens"] = {
+      {{"id", 8}, {"content", "ab"}, {"special", false}, {"single_word", true}, {"normalized", false}},
+  };
+  // "ab" matches only where it is not inside a word: at the start, not in "cab".
+  EXPECT_EQ(from(j).encode("ab cab"), (Ids{8, 10, 3, 1, 2}));
+  // A normalized=true token is matched after normalization (" " -> "▁"), on the normalized text.
+  j["added_tokens"] = {{{"id", 12}, {"content", "▁c"}, {"special", false}, {"normalized", true}}};
+  j["normalizer"] = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "▁"}};
+  const Tokenizer tok = from(j);
+  EXPECT_EQ(tok.encode("a cb"), (Ids{1, 12, 2}));
+  EXPECT_EQ(tok.encode("a▁cb"), (Ids{1, 12, 2}));
+  EXPECT_EQ(tok.vocab_size(), 13);
+}
+
 TEST(Tokenizer, TemplatePostProcessorAddsSpecialTokens) {
   auto j = base_tokenizer(kAbcVocab, nlohmann::json::array());
   j["added_tokens"] = {{{"id", 8}, {"content", "<s>"}, {"special", true}, {"normalized", false}},
