@@ -151,8 +151,12 @@ Tokenizer Tokenizer::from_json_text(std::string_view text, const std::string& so
 }
 
 void Tokenizer::Impl::encode_piece(std::string_view piece, bool normalized_already, std::vector<int32_t>& out) const {
+  if (normalized_already) {
+    for (std::string_view word : pre_tokenizer.split(piece)) model.encode_word(word, out);
+    return;
+  }
   std::string text(piece);
-  if (!normalized_already) normalizer.apply(text);
+  normalizer.apply(text);
   for (std::string_view word : pre_tokenizer.split(text)) model.encode_word(word, out);
 }
 
