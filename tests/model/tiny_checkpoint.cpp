@@ -58,7 +58,7 @@ class TensorMaker {
 
 std::filesystem::path write_tiny_checkpoint(const std::filesystem::path& dir, const TinyOptions& opt) {
   std::filesystem::create_directories(dir);
-  const int hidden = kTinyHidden, inter = 64, heads = 4, kv = 2, hd = 16, ghd = 32, vocab = kTinyVocab;
+  int hidden = kTinyHidden, inter = 64, heads = 4, kv = 2, hd = 16, ghd = 32, vocab = kTinyVocab;
   nlohmann::json text = {
       {"model_type", opt.layout == "unified" ? "gemma4_unified_text" : "gemma4_text"},
       {"hidden_size", hidden},
@@ -88,6 +88,17 @@ std::filesystem::path write_tiny_checkpoint(const std::filesystem::path& dir, co
       {"bos_token_id", 2},
   };
   if (opt.edit_config) opt.edit_config(text);
+  // Tensor shapes follow the (possibly edited) geometry, except where a test edits the config to
+  // contradict the tensors on purpose (shapes_follow_config = false).
+  if (opt.shapes_follow_config) {
+    hidden = text["hidden_size"];
+    inter = text["intermediate_size"];
+    heads = text["num_attention_heads"];
+    kv = text["num_key_value_heads"];
+    hd = text["head_dim"];
+    ghd = text["global_head_dim"];
+    vocab = text["vocab_size"];
+  }
   nlohmann::json config;
   if (opt.layout == "unified") {
     config = {{"architectures", {"Gemma4UnifiedForConditionalGeneration"}},
@@ -107,7 +118,7 @@ std::filesystem::path write_tiny_checkpoint(const std::filesystem::path& dir, co
   m.add(p + "norm.weight", {hidden}, 1.0f, 0.3f);
   const int n_layers = text["num_hidden_layers"].get<int>();
   for (int l = 0; l < n_layers; ++l) {
-    const bool global = l == n_layers - 1;
+    const bool global = text["layer_types"][l] == "full_attention";
     const int D = global ? ghd : hd, H = global ? 1 : kv;
     const std::string lp = p + "layers." + std::to_string(l) + ".";
     for (const char* n : {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",

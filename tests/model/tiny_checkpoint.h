@@ -22,6 +22,9 @@ struct TinyOptions {
   uint32_t seed = 1234;
   /// Edits the config JSON (the text part) before writing.
   std::function<void(nlohmann::json& text_config)> edit_config;
+  /// true: tensor shapes follow the edited config (hidden_size, intermediate_size, heads, head
+  /// dims, vocab_size, layer_types); false: they keep the default geometry (to test mismatches).
+  bool shapes_follow_config = false;
   /// Called with each tensor name; return false to drop the tensor.
   std::function<bool(const std::string& name)> keep;
   /// Extra random tensors (name, shape) added as they are.

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "backend/cpu/threads.h"
+
 namespace quench {
 
 float gelu_tanh(float u) {
@@ -13,13 +15,15 @@ float gelu_tanh(float u) {
 }
 
 void gelu_tanh_mul(const float* gate, const float* up, int64_t n, float* out) {
-#pragma omp parallel for schedule(static) if (n >= (1 << 18))
+  const int threads = cpu_threads_for(n * 16);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
   for (int64_t i = 0; i < n; ++i) out[i] = gelu_tanh(gate[i]) * up[i];
 }
 
 void softcap(float* x, int64_t n, float cap) {
   if (cap <= 0.0f) return;
-#pragma omp parallel for schedule(static) if (n >= (1 << 18))
+  const int threads = cpu_threads_for(n * 16);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
   for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }
 

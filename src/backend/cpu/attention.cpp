@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/threads.h"
 #include "core/error.h"
 
 namespace quench {
@@ -18,8 +19,8 @@ void attention(const float* q, const float* k, const float* v, const AttentionSh
   const int D = s.head_dim, Hq = s.num_heads, Hkv = s.num_kv_heads;
   const int group = Hq / Hkv;
   const int64_t total = int64_t(s.n_queries) * Hq;
-  const bool parallel = total * int64_t(s.n_keys) * D >= (1 << 20);
-#pragma omp parallel if (parallel)
+  const int threads = cpu_threads_for(total * int64_t(s.n_keys) * D * 2);
+#pragma omp parallel num_threads(threads) if (threads > 1)
   {
     std::vector<float> scores(std::max(1, s.n_keys));
 #pragma omp for schedule(dynamic, 4)

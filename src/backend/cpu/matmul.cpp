@@ -1,10 +1,12 @@
 // quench/backend/cpu/matmul.cpp: per-format row decoders and the blocked fp32 GEMM (matmul.h).
 #include "backend/cpu/matmul.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <vector>
 
+#include "backend/cpu/threads.h"
 #include "core/error.h"
 #include "core/numeric.h"
 
@@ -40,7 +42,6 @@ inline float bf16_bits_to_f32(uint16_t bits) {
 
 constexpr int kRowBlock = 4;     // output rows decoded and reduced together
 constexpr int kTokenBlock = 64;  // tokens per pass over a decoded row block
-constexpr int64_t kParallelMinWork = 1 << 21;
 
 }  // namespace
 
@@ -97,10 +98,8 @@ void linear(const LinearWeight& w, const float* x, int n_tokens, float* y) {
   if (n_tokens <= 0) return;
   const bool direct = w.format == WeightFormat::kBF16 && w.weight.dtype == DType::kF32;
   const int64_t n_blocks = (out + kRowBlock - 1) / kRowBlock;
-  // Threads only pay off past ~2M multiply-adds (a parallel region costs a few µs, and milliseconds
-  // when the cores are oversubscribed and the barrier waits for a descheduled thread).
-  const bool parallel = int64_t(n_tokens) * out * in >= kParallelMinWork && n_blocks > 1;
-#pragma omp parallel if (parallel)
+  const int threads = n_blocks > 1 ? cpu_threads_for(int64_t(n_tokens) * out * in) : 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
   {
     std::vector<float> buf(direct ? 0 : kRowBlock * in);
 #pragma omp for schedule(static)

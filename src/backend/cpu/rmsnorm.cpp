@@ -4,10 +4,13 @@
 #include <cmath>
 #include <cstdint>
 
+#include "backend/cpu/threads.h"
+
 namespace quench {
 
 void rms_norm(const float* x, const float* weight, int n_rows, int dim, float eps, float* y) {
-#pragma omp parallel for schedule(static) if (int64_t(n_rows) * dim >= (1 << 18))
+  const int threads = cpu_threads_for(int64_t(n_rows) * dim * 8);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
   for (int r = 0; r < n_rows; ++r) {
     const float* xr = x + int64_t(r) * dim;
     float* yr = y + int64_t(r) * dim;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "backend/cpu/threads.h"
 #include "core/error.h"
 
 namespace quench {
@@ -33,7 +34,8 @@ std::vector<float> rope_inv_freq(const RopeParams& rope, int head_dim) {
 void apply_rope(float* x, int n_tokens, int n_heads, int head_dim, const int* positions,
                 const std::vector<float>& inv_freq) {
   const int half = head_dim / 2;
-#pragma omp parallel if (int64_t(n_tokens) * n_heads * head_dim >= (1 << 18))
+  const int threads = cpu_threads_for(int64_t(n_tokens) * n_heads * head_dim * 8);
+#pragma omp parallel num_threads(threads) if (threads > 1)
   {
     std::vector<float> cs(half), sn(half);
 #pragma omp for schedule(static)
