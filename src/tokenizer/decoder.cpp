@@ -73,7 +73,8 @@ void Decoder::parse_into(const tok_json::Node& node, std::vector<Step>& out) {
 
 Decoder Decoder::from_json(const tok_json::Node& node) {
   Decoder d;
-  if (!node.value.is_null()) parse_into(node, d.steps_);
+  d.is_null_ = node.value.is_null();
+  if (!d.is_null_) parse_into(node, d.steps_);
   bool fused = false;
   for (const Step& s : d.steps_) {
     if (s.kind == Step::Kind::kByteFallback) d.has_byte_fallback_ = true;
@@ -145,17 +146,23 @@ void Decoder::apply(const Step& step, std::vector<std::string>& tokens) {
 std::string Decoder::decode(std::vector<std::string> tokens) const {
   for (const Step& s : steps_) apply(s, tokens);
   std::string out;
-  for (const std::string& t : tokens) out += t;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (is_null_ && i > 0) out += ' ';
+    out += tokens[i];
+  }
   return out;
 }
 
 std::string Decoder::decode_piece(std::string token) const {
   std::vector<std::string> one{std::move(token)};
+  bool fused = false;
   for (const Step& s : steps_) {
-    if (s.kind == Step::Kind::kFuse) break;
-    if (s.kind == Step::Kind::kReplace || s.kind == Step::Kind::kStrip) apply(s, one);
+    if (s.kind == Step::Kind::kFuse) fused = true;
+    // After Fuse a Strip acts on the whole text (the detokenizer strips the stream's start) and a
+    // Replace is applied per token (exact unless its pattern spans two tokens).
+    if (s.kind == Step::Kind::kReplace || (s.kind == Step::Kind::kStrip && !fused)) apply(s, one);
   }
-  return one.empty() ? std::string() : one[0];
+  return one[0];
 }
 
 }  // namespace quench

@@ -11,7 +11,7 @@ namespace quench {
 
 class Decoder {
  public:
-  /// Parses `decoder` (null = concatenate tokens). Supported: Replace (String pattern),
+  /// Parses `decoder` (null = join tokens with " ", as tokenizers' TokenizerImpl::decode does). Supported: Replace (String pattern),
   /// ByteFallback, Fuse, Strip, Sequence of those; anything else throws FormatError naming the
   /// type and path.
   static Decoder from_json(const tok_json::Node& node);
@@ -20,9 +20,11 @@ class Decoder {
   /// `<0xXX>` tokens into its bytes when they form valid UTF-8, else into U+FFFD per token.
   std::string decode(std::vector<std::string> tokens) const;
 
-  /// For incremental decoding: the text of one non-byte token after the per-token steps that
-  /// precede the first Fuse (Replace, Strip); later steps are not applied.
+  /// For incremental decoding: the text of one non-byte token: every Replace, and the Strip steps
+  /// before Fuse (a Strip after Fuse is left to the caller: strip_start_after_fuse()).
   std::string decode_piece(std::string token) const;
+  /// True when the file has no decoder: decode() joins tokens with " ".
+  bool joins_with_space() const { return is_null_; }
   /// True when a ByteFallback step is in the chain.
   bool has_byte_fallback() const { return has_byte_fallback_; }
   /// Characters a Strip step after Fuse removes from the start of the whole text (0 if none).
@@ -39,6 +41,7 @@ class Decoder {
   static void parse_into(const tok_json::Node& node, std::vector<Step>& out);
   static void apply(const Step& step, std::vector<std::string>& tokens);
   std::vector<Step> steps_;
+  bool is_null_ = false;  ///< no decoder in the file: tokens joined with " "
   bool has_byte_fallback_ = false;
   size_t strip_start_after_fuse_ = 0;
   std::string strip_after_fuse_content_;

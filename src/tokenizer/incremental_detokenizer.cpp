@@ -49,6 +49,8 @@ std::string IncrementalDetokenizer::push(int32_t id) {
     return emit(std::move(out));
   }
   out = flush_pending();
+  if (m.decoder.joins_with_space() && num_tokens_ > 0) out += ' ';
+  ++num_tokens_;
   out += m.decoder.decode_piece(m.token_by_id[id]);
   return emit(std::move(out));
 }

@@ -41,6 +41,7 @@ class IncrementalDetokenizer {
   std::string pending_;  ///< bytes of an unfinished character from byte-fallback tokens
   std::string text_;     ///< all text emitted
   size_t num_strip_start_left_;  ///< characters a post-Fuse Strip decoder still removes from the start
+  size_t num_tokens_ = 0;        ///< non-byte tokens emitted (a file without decoder joins them with " ")
 };
 
 }  // namespace quench

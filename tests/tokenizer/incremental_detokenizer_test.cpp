@@ -120,5 +120,16 @@ TEST(IncrementalDetokenizer, StripDecoderRemovesOnlyTheFirstLeadingSpace) {
   EXPECT_EQ(d.text(), tok.decode(Ids{1, 2}, false));
 }
 
+TEST(IncrementalDetokenizer, FileWithoutDecoderJoinsTokensWithSpaces) {
+  // tokenizers' TokenizerImpl::decode joins tokens with " " when there is no decoder.
+  nlohmann::json j = {{"added_tokens", nlohmann::json::array()}, {"normalizer", nullptr}, {"pre_tokenizer", nullptr},
+                      {"post_processor", nullptr}, {"decoder", nullptr},
+                      {"model", {{"type", "BPE"}, {"unk_token", "<unk>"},
+                                 {"vocab", {{"<unk>", 0}, {"ab", 1}, {"c", 2}}}, {"merges", nlohmann::json::array()}}}};
+  const Tokenizer tok = Tokenizer::from_json_text(j.dump(), "nodecoder.json");
+  EXPECT_EQ(tok.decode(Ids{1, 2, 1}, false), "ab c ab");
+  EXPECT_EQ(stream(tok, Ids{1, 2, 1}, false), "ab c ab");
+}
+
 }  // namespace
 }  // namespace quench
