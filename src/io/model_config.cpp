@@ -203,7 +203,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source_name
     throw UnsupportedError(t.where("attn_logit_softcapping") + " = " + t.at("attn_logit_softcapping").dump() +
                            ": attention logit softcapping is not supported");
   }
-  c.hidden_activation = t.get_string("hidden_activation", t.get_string("hidden_act", "gelu_pytorch_tanh"));
+  // Gemma 4 configs have no `hidden_act` field (transformers keeps such a key as an unused extra).
+  c.hidden_activation = t.get_string("hidden_activation", "gelu_pytorch_tanh");
   if (c.hidden_activation != "gelu_pytorch_tanh") {
     throw UnsupportedError(t.where("hidden_activation") + ": '" + c.hidden_activation +
                            "' (supported: gelu_pytorch_tanh)");
