@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 #include <vector>
 
@@ -33,15 +34,41 @@ const std::array<float, 16>& e2m1_table() {
   return table;
 }
 
-inline float bf16_bits_to_f32(uint16_t bits) {
-  uint32_t u = uint32_t(bits) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
+/// bf16 bits -> fp32, exact (same as core/numeric.h bf16_to_f32, inlined so loops vectorize).
+inline float bf16_bits_to_f32(uint16_t bits) { return std::bit_cast<float>(uint32_t(bits) << 16); }
+
+constexpr int kRowBlock = 4;  // output rows decoded and reduced together
+
+/// y_t[r0 .. r0+rows) for one token: four dot products sharing each load of x. Built for AVX2
+/// and for the baseline ISA; the loader picks one at run time (GCC target_clones).
+#define QUENCH_DOT4_BODY(LOAD)                                    \
+  float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;                   \
+  _Pragma("omp simd reduction(+ : a0, a1, a2, a3)")               \
+  for (int64_t i = 0; i < in; ++i) {                              \
+    const float xi = xt[i];                                       \
+    a0 += xi * LOAD(w0[i]);                                       \
+    a1 += xi * LOAD(w1[i]);                                       \
+    a2 += xi * LOAD(w2[i]);                                       \
+    a3 += xi * LOAD(w3[i]);                                       \
+  }                                                               \
+  const float acc[kRowBlock] = {a0, a1, a2, a3};                  \
+  for (int r = 0; r < rows; ++r) yt[r] = acc[r];
+
+#define QUENCH_F32(v) (v)
+#define QUENCH_BF16(v) bf16_bits_to_f32(v)
+
+__attribute__((target_clones("avx2", "default"))) void dot4_f32(const float* xt, const float* w0, const float* w1,
+                                                               const float* w2, const float* w3, int64_t in,
+                                                               int rows, float* yt) {
+  QUENCH_DOT4_BODY(QUENCH_F32)
 }
 
-constexpr int kRowBlock = 4;     // output rows decoded and reduced together
-constexpr int kTokenBlock = 64;  // tokens per pass over a decoded row block
+__attribute__((target_clones("avx2", "default"))) void dot4_bf16(const float* xt, const uint16_t* w0,
+                                                                const uint16_t* w1, const uint16_t* w2,
+                                                                const uint16_t* w3, int64_t in, int rows,
+                                                                float* yt) {
+  QUENCH_DOT4_BODY(QUENCH_BF16)
+}
 
 }  // namespace
 
@@ -96,45 +123,41 @@ void decode_weight_row(const LinearWeight& w, int64_t row, float* out) {
 void linear(const LinearWeight& w, const float* x, int n_tokens, float* y) {
   const int64_t in = w.in_features, out = w.out_features;
   if (n_tokens <= 0) return;
-  const bool direct = w.format == WeightFormat::kBF16 && w.weight.dtype == DType::kF32;
+  const bool unquantized = w.format == WeightFormat::kBF16;
+  const bool f32 = unquantized && w.weight.dtype == DType::kF32;
+  // BF16 rows are read in place for a few tokens (decode); for more tokens a row block is decoded
+  // once into fp32 and reused by every token.
+  const bool bf16_direct = unquantized && w.weight.dtype == DType::kBF16 && n_tokens <= 2;
+  const bool decode = !f32 && !bf16_direct;
   const int64_t n_blocks = (out + kRowBlock - 1) / kRowBlock;
   const int threads = n_blocks > 1 ? cpu_threads_for(int64_t(n_tokens) * out * in) : 1;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
-    std::vector<float> buf(direct ? 0 : kRowBlock * in);
+    std::vector<float> buf(decode ? kRowBlock * in : 0);
 #pragma omp for schedule(static)
     for (int64_t blk = 0; blk < n_blocks; ++blk) {
       const int64_t r0 = blk * kRowBlock;
       const int rows = static_cast<int>(std::min<int64_t>(kRowBlock, out - r0));
+      if (bf16_direct) {
+        const uint16_t* wr[kRowBlock];
+        for (int r = 0; r < kRowBlock; ++r)
+          wr[r] = reinterpret_cast<const uint16_t*>(w.weight.data) + (r0 + std::min(r, rows - 1)) * in;
+        for (int t = 0; t < n_tokens; ++t)
+          dot4_bf16(x + int64_t(t) * in, wr[0], wr[1], wr[2], wr[3], in, rows, y + int64_t(t) * out + r0);
+        continue;
+      }
       const float* wr[kRowBlock];
       for (int r = 0; r < kRowBlock; ++r) {
-        const int64_t rr = r0 + std::min(r, rows - 1);
-        if (direct) {
+        const int64_t rr = r0 + std::min(r, rows - 1);  // short last block: repeat the last row
+        if (f32) {
           wr[r] = reinterpret_cast<const float*>(w.weight.data) + rr * in;
         } else {
           if (r < rows) decode_weight_row(w, rr, buf.data() + r * in);
           wr[r] = buf.data() + std::min(r, rows - 1) * in;
         }
       }
-      for (int t0 = 0; t0 < n_tokens; t0 += kTokenBlock) {
-        const int t1 = std::min(n_tokens, t0 + kTokenBlock);
-        for (int t = t0; t < t1; ++t) {
-          const float* xt = x + int64_t(t) * in;
-          float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
-          const float *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3];
-#pragma omp simd reduction(+ : a0, a1, a2, a3)
-          for (int64_t i = 0; i < in; ++i) {
-            const float xi = xt[i];
-            a0 += xi * w0[i];
-            a1 += xi * w1[i];
-            a2 += xi * w2[i];
-            a3 += xi * w3[i];
-          }
-          float* yt = y + int64_t(t) * out + r0;
-          const float acc[kRowBlock] = {a0, a1, a2, a3};
-          for (int r = 0; r < rows; ++r) yt[r] = acc[r];
-        }
-      }
+      for (int t = 0; t < n_tokens; ++t)
+        dot4_f32(x + int64_t(t) * in, wr[0], wr[1], wr[2], wr[3], in, rows, y + int64_t(t) * out + r0);
     }
   }
 }
