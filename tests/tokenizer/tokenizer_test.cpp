@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "tokenizer/gemma4_tokenizer_fixture.h"
+#include "tokenizer/tiny_tokenizer_json.h"
 
 namespace quench {
 namespace {
@@ -145,48 +146,11 @@ TEST(Gemma4Tokenizer, EncodesAMegabyteOfEnglishQuickly) {
 
 // ---- small hand-made tokenizer.json files -------------------------------------------------------
 
-nlohmann::json base_tokenizer(const nlohmann::json& vocab, const nlohmann::json& merges) {
-  return {{"version", "1.0"},
-          {"added_tokens", nlohmann::json::array()},
-          {"normalizer", nullptr},
-          {"pre_tokenizer", nullptr},
-          {"post_processor", nullptr},
-          {"decoder", nullptr},
-          {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", "<unk>"}, {"fuse_unk", true},
-                     {"byte_fallback", false}, {"vocab", vocab}, {"merges", merges}}}};
-}
+using testing::base_tokenizer;
+using testing::from;
+using testing::kAbcVocab;
+using testing::pairs;
 
-Tokenizer from(const nlohmann::json& j) { return Tokenizer::from_json_text(j.dump(), "test.json"); }
-
-// Merges as [left, right] pairs (nlohmann's {"a", "b"} would be an object).
-nlohmann::json pairs(std::initializer_list<std::pair<const char*, const char*>> ps) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& [a, b] : ps) out.push_back(nlohmann::json::array({a, b}));
-  return out;
-}
-
-const nlohmann::json kAbcVocab = {{"<unk>", 0}, {"a", 1}, {"b", 2}, {"c", 3}, {"ab", 4}, {"bc", 5}, {"abc", 6}, {"aa", 7}};
-
-TEST(BpeModel, MergesApplyInRankOrder) {
-  // "abc": with (a,b) ranked first -> ab + c; with (b,c) first -> a + bc.
-  EXPECT_EQ(from(base_tokenizer(kAbcVocab, pairs({{"a", "b"}, {"b", "c"}}))).encode("abc"), (Ids{4, 3}));
-  EXPECT_EQ(from(base_tokenizer(kAbcVocab, pairs({{"b", "c"}, {"a", "b"}}))).encode("abc"), (Ids{1, 5}));
-  // The string form "a b" of merges is accepted too; a merge made of merged symbols continues.
-  EXPECT_EQ(from(base_tokenizer(kAbcVocab, nlohmann::json::array({"b c", "a bc"}))).encode("abc"), (Ids{6}));
-}
-
-TEST(BpeModel, EqualRankMergesLeftmostFirst) {
-  // "aaa" with the single merge (a,a): the leftmost pair merges first -> aa + a, not a + aa.
-  EXPECT_EQ(from(base_tokenizer(kAbcVocab, pairs({{"a", "a"}}))).encode("aaa"), (Ids{7, 1}));
-  EXPECT_EQ(from(base_tokenizer(kAbcVocab, pairs({{"a", "a"}}))).encode("aaaa"), (Ids{7, 7}));
-}
-
-TEST(BpeModel, UnknownCharactersFuseIntoOneUnk) {
-  EXPECT_EQ(from(base_tokenizer(kAbcVocab, nlohmann::json::array())).encode("axyzb"), (Ids{1, 0, 2}));
-  auto j = base_tokenizer(kAbcVocab, nlohmann::json::array());
-  j["model"]["fuse_unk"] = false;
-  EXPECT_EQ(from(j).encode("axyzb"), (Ids{1, 0, 0, 0, 2}));
-}
 
 TEST(Tokenizer, LlamaStylePrependNormalizerAndStripDecoder) {
   // Gemma 2 / Llama 2 layout: Prepend "▁" + Replace " " -> "▁"; decoder strips the leading space.
