@@ -32,6 +32,11 @@ CpuDecoder::CpuDecoder(const ModelConfig& config, const ModelWeights& weights, D
     default: embed_scale_ = s; break;
   }
   const int hidden = config.hidden_size;
+  embedding_.format = WeightFormat::kBF16;  // the unquantized row decoder (BF16/F16/F32 storage)
+  embedding_.out_features = config.vocab_size;
+  embedding_.in_features = hidden;
+  embedding_.weight = weights.embed_tokens;
+  embedding_.name = weights.prefix + "embed_tokens";
   final_norm_ = to_f32_checked(weights.norm, hidden);
   for (int l = 0; l < config.num_hidden_layers; ++l) {
     const LayerWeights& lw = weights.layers.at(l);
@@ -49,14 +54,8 @@ CpuDecoder::CpuDecoder(const ModelConfig& config, const ModelWeights& weights, D
 }
 
 void CpuDecoder::embed(int32_t token, float* out) const {
-  const int hidden = config_.hidden_size;
-  LinearWeight row_view;  // reuse the exact row decoder of the LM head (same tensor when tied)
-  row_view.format = WeightFormat::kBF16;
-  row_view.in_features = hidden;
-  row_view.out_features = config_.vocab_size;
-  row_view.weight = weights_.embed_tokens;
-  decode_weight_row(row_view, token, out);
-  for (int i = 0; i < hidden; ++i) out[i] *= embed_scale_;
+  decode_weight_row(embedding_, token, out);  // exact fp32 row of embed_tokens
+  for (int i = 0; i < config_.hidden_size; ++i) out[i] *= embed_scale_;
 }
 
 void CpuDecoder::run(std::span<const DecoderSlice> slices, std::span<const int> logit_rows, float* logits,

@@ -63,6 +63,7 @@ class CpuDecoder {
 
   const ModelConfig& config_;
   const ModelWeights& weights_;
+  LinearWeight embedding_;  ///< embed_tokens viewed as [vocab, hidden] rows
   float embed_scale_ = 1.0f;
   float eps_ = 1e-6f;
   std::vector<float> final_norm_;
