@@ -37,7 +37,8 @@ const std::array<float, 16>& e2m1_table() {
 /// bf16 bits -> fp32, exact (same as core/numeric.h bf16_to_f32, inlined so loops vectorize).
 inline float bf16_bits_to_f32(uint16_t bits) { return std::bit_cast<float>(uint32_t(bits) << 16); }
 
-constexpr int kRowBlock = 4;  // output rows decoded and reduced together
+constexpr int kRowBlock = 4;    // output rows reduced together by one dot4 call
+constexpr int kBlockRows = 16;  // output rows per work unit (decoded together)
 
 /// y_t[r0 .. r0+rows) for one token: four dot products sharing each load of x. Built for AVX2
 /// and for the baseline ISA; the loader picks one at run time (GCC target_clones).
@@ -129,35 +130,37 @@ void linear(const LinearWeight& w, const float* x, int n_tokens, float* y) {
   // once into fp32 and reused by every token.
   const bool bf16_direct = unquantized && w.weight.dtype == DType::kBF16 && n_tokens <= 2;
   const bool decode = !f32 && !bf16_direct;
-  const int64_t n_blocks = (out + kRowBlock - 1) / kRowBlock;
+  // Work unit: kBlockRows output rows (decoded once, kept in L2) against every token; each token
+  // row of x is reused by kBlockRows / kRowBlock dot4 calls while it sits in L1.
+  const int64_t n_blocks = (out + kBlockRows - 1) / kBlockRows;
   const int threads = n_blocks > 1 ? cpu_threads_for(int64_t(n_tokens) * out * in) : 1;
+  const auto* f32_rows = reinterpret_cast<const float*>(w.weight.data);
+  const auto* bf16_rows = reinterpret_cast<const uint16_t*>(w.weight.data);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
-    std::vector<float> buf(decode ? kRowBlock * in : 0);
+    std::vector<float> buf(decode ? kBlockRows * in : 0);
 #pragma omp for schedule(static)
     for (int64_t blk = 0; blk < n_blocks; ++blk) {
-      const int64_t r0 = blk * kRowBlock;
-      const int rows = static_cast<int>(std::min<int64_t>(kRowBlock, out - r0));
-      if (bf16_direct) {
-        const uint16_t* wr[kRowBlock];
-        for (int r = 0; r < kRowBlock; ++r)
-          wr[r] = reinterpret_cast<const uint16_t*>(w.weight.data) + (r0 + std::min(r, rows - 1)) * in;
-        for (int t = 0; t < n_tokens; ++t)
-          dot4_bf16(x + int64_t(t) * in, wr[0], wr[1], wr[2], wr[3], in, rows, y + int64_t(t) * out + r0);
-        continue;
-      }
-      const float* wr[kRowBlock];
-      for (int r = 0; r < kRowBlock; ++r) {
-        const int64_t rr = r0 + std::min(r, rows - 1);  // short last block: repeat the last row
-        if (f32) {
-          wr[r] = reinterpret_cast<const float*>(w.weight.data) + rr * in;
-        } else {
-          if (r < rows) decode_weight_row(w, rr, buf.data() + r * in);
-          wr[r] = buf.data() + std::min(r, rows - 1) * in;
+      const int64_t b0 = blk * kBlockRows;
+      const int block_rows = static_cast<int>(std::min<int64_t>(kBlockRows, out - b0));
+      if (decode)
+        for (int r = 0; r < block_rows; ++r) decode_weight_row(w, b0 + r, buf.data() + r * in);
+      for (int t = 0; t < n_tokens; ++t) {
+        const float* xt = x + int64_t(t) * in;
+        for (int g = 0; g < block_rows; g += kRowBlock) {
+          const int rows = std::min(kRowBlock, block_rows - g);
+          int64_t rr[kRowBlock];  // rows of this group; a short group repeats its last row
+          for (int r = 0; r < kRowBlock; ++r) rr[r] = g + std::min(r, rows - 1);
+          float* yt = y + int64_t(t) * out + b0 + g;
+          if (bf16_direct) {
+            const uint16_t* base = bf16_rows + b0 * in;
+            dot4_bf16(xt, base + rr[0] * in, base + rr[1] * in, base + rr[2] * in, base + rr[3] * in, in, rows, yt);
+          } else {
+            const float* base = decode ? buf.data() : f32_rows + b0 * in;
+            dot4_f32(xt, base + rr[0] * in, base + rr[1] * in, base + rr[2] * in, base + rr[3] * in, in, rows, yt);
+          }
         }
       }
-      for (int t = 0; t < n_tokens; ++t)
-        dot4_f32(x + int64_t(t) * in, wr[0], wr[1], wr[2], wr[3], in, rows, y + int64_t(t) * out + r0);
     }
   }
 }
