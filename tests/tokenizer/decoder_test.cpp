@@ -22,6 +22,8 @@ TEST(Decoder, ByteFallbackAsRustUnitTest) {
   EXPECT_EQ(d.decode({"<0xE5>", "<0x8f>", "<0xab>"}), "\xe5\x8f\xab");
   EXPECT_EQ(d.decode({"<0xE5>", "<0x8f>", "<0xab>", "a"}), "\xe5\x8f\xab" "a");
   EXPECT_EQ(d.decode({"<0xE5>", "<0x8f>", "a"}), fffd + fffd + "a");
+  // String::from_utf8 keeps a leading U+FEFF (JavaScript's TextDecoder would drop it).
+  EXPECT_EQ(d.decode({"<0xEF>", "<0xBB>", "<0xBF>", "a"}), "\xef\xbb\xbf" "a");
 }
 
 TEST(Decoder, ByteTokenShape) {

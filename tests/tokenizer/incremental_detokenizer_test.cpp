@@ -38,9 +38,8 @@ std::string stream(const Tokenizer& tok, const Ids& ids, bool skip, std::vector<
   return all;
 }
 
-TEST(IncrementalDetokenizer, ConcatenationEqualsDecodeOnGoldenStrings) {
-  QUENCH_REQUIRE_GEMMA4_TOKENIZER(tok);
-  std::istringstream in(testing::read_source_file("tests/data/tokenizer/gemma4_goldens.jsonl"));
+void expect_stream_equals_decode(const Tokenizer& tok, const std::string& goldens) {
+  std::istringstream in(testing::read_source_file(goldens));
   int n = 0;
   for (std::string line; std::getline(in, line);) {
     const auto j = nlohmann::json::parse(line);
@@ -54,6 +53,16 @@ TEST(IncrementalDetokenizer, ConcatenationEqualsDecodeOnGoldenStrings) {
     ++n;
   }
   EXPECT_GE(n, 200);
+}
+
+TEST(IncrementalDetokenizer, ConcatenationEqualsDecodeOnGoldenStrings) {
+  QUENCH_REQUIRE_GEMMA4_TOKENIZER(tok);
+  expect_stream_equals_decode(tok, "tests/data/tokenizer/gemma4_goldens.jsonl");
+}
+
+TEST(IncrementalDetokenizer, ConcatenationEqualsDecodeOnSmallModelGoldens) {
+  const Tokenizer tok = Tokenizer::load(std::filesystem::path(QUENCH_SOURCE_DIR) / "models/gemma4-tiny-it/tokenizer.json");
+  expect_stream_equals_decode(tok, "tests/data/tokenizer/gemma4_tiny_goldens.jsonl");
 }
 
 TEST(IncrementalDetokenizer, HoldsByteFallbackCharacterUntilComplete) {
