@@ -73,6 +73,13 @@ TEST(GenerationConfig, StopAndSuppressIdsNameTheGemma4ControlTokens) {
   EXPECT_EQ(g.pad_token_id, tok.pad_id());
 }
 
+TEST(GenerationConfig, SmallModelStopsLikeGemma4It) {
+  const GenerationConfig g = GenerationConfig::load(fs::path(QUENCH_SOURCE_DIR) / "models/gemma4-tiny-it");
+  EXPECT_EQ(g.eos_token_ids, (std::vector<int32_t>{1, 106, 50}));  // the -it stop list, §1.3
+  EXPECT_EQ(g.bos_token_id, 2);
+  EXPECT_EQ(g.pad_token_id, 0);
+}
+
 TEST(GenerationConfig, SingleEosIdAndAbsentSamplingDefaults) {
   const GenerationConfig g = GenerationConfig::from_json_text(R"({"eos_token_id": 1, "bos_token_id": 2})", "g.json");
   EXPECT_EQ(g.eos_token_ids, std::vector<int32_t>{1});
