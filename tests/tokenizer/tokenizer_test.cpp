@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -136,12 +137,14 @@ TEST(Gemma4Tokenizer, EncodesAMegabyteOfEnglishQuickly) {
     text += rng() % 8 == 0 ? "\n\n" : " ";
   }
   const auto t0 = std::chrono::steady_clock::now();
+  const std::clock_t c0 = std::clock();
   const Ids ids = tok.encode(text);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("encoded %zu bytes into %zu tokens in %.3f s (%.1f MB/s)\n", text.size(), ids.size(), s,
-              text.size() / s / 1e6);
+  const double cpu_s = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
+  const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("encoded %zu bytes into %zu tokens: %.3f s CPU, %.3f s wall\n", text.size(), ids.size(), cpu_s, wall_s);
   EXPECT_EQ(tok.decode(ids, false), text);
-  EXPECT_LT(s, 5.0) << "BPE encoding is far slower than expected (target: well under 1 s per MB)";
+  // CPU time, so a loaded CI machine does not fail it; the target is well under 1 s per MB.
+  EXPECT_LT(cpu_s, 2.0) << "BPE encoding is far slower than expected";
 }
 
 // ---- small hand-made tokenizer.json files -------------------------------------------------------
