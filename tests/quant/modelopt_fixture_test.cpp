@@ -57,7 +57,9 @@ TEST(ModelOptFixture, AllBytesEqual) {
     const int64_t rows = in.shape[0], cols = in.shape[1];
     const std::string group = c.substr(0, c.find('.'));
     const float g_ref = t.at(c + ".nvfp4.weight_scale_2").get_f32(0);
-    if (exact_division) EXPECT_EQ(nvfp4_global_scale(group_amax[group]), g_ref);
+    if (exact_division) {
+      EXPECT_EQ(nvfp4_global_scale(group_amax[group]), g_ref);
+    }
 
     Nvfp4Tensor q = nvfp4_quantize(inputs[c], rows, cols, g_ref);
     const TensorView& ref_w = t.at(c + ".nvfp4.weight");
