@@ -11,6 +11,8 @@
 namespace quench {
 namespace {
 
+constexpr int32_t kMaxVocabSize = 1 << 26;  ///< bounds the per-id tables a hostile file could make us allocate
+
 // The "single" template of a TemplateProcessing post-processor: special token ids before and
 // after the sequence $A.
 void parse_post_processor(const tok_json::Node& node, std::vector<int32_t>& prefix, std::vector<int32_t>& suffix) {
@@ -107,12 +109,17 @@ Tokenizer Tokenizer::from_json_text(std::string_view text, const std::string& so
   }
   const tok_json::Node root{j, source_name, ""};
   if (!j.is_object()) root.fail("expected a JSON object");
+  // Components that may be absent from a file count as null (tokenizers writes them as null).
+  static const nlohmann::json kNull;
+  auto optional = [&](const char* key) -> tok_json::Node {
+    return root.find(key) ? root.child(key) : tok_json::Node{kNull, source_name, std::string("/") + key};
+  };
   auto impl = std::make_unique<Impl>(Impl{source_name,
-                                          AddedVocabulary::from_json(root.at("added_tokens")),
-                                          Normalizer::from_json(root.at("normalizer")),
-                                          PreTokenizer::from_json(root.at("pre_tokenizer")),
+                                          AddedVocabulary::from_json(optional("added_tokens")),
+                                          Normalizer::from_json(optional("normalizer")),
+                                          PreTokenizer::from_json(optional("pre_tokenizer")),
                                           BpeModel::from_json(root.at("model"), std::move(tables)),
-                                          Decoder::from_json(root.at("decoder")),
+                                          Decoder::from_json(optional("decoder")),
                                           {}, {}, {}, {}, {}, {}});
   if (const auto* pp = root.find("post_processor"); pp) {
     parse_post_processor(root.child("post_processor"), impl->prefix_ids, impl->suffix_ids);
@@ -121,6 +128,9 @@ Tokenizer Tokenizer::from_json_text(std::string_view text, const std::string& so
   Impl& m = *impl;
   int32_t max_id = m.model.max_id();
   for (const AddedToken& t : m.added.tokens()) max_id = std::max(max_id, t.id);
+  if (max_id >= kMaxVocabSize) {
+    root.fail("token id " + std::to_string(max_id) + " is too large (ids must be below " + std::to_string(kMaxVocabSize) + ")");
+  }
   const size_t n = static_cast<size_t>(max_id) + 1;
   m.token_by_id.assign(n, std::string());
   m.special.assign(n, 0);

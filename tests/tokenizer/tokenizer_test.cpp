@@ -239,6 +239,14 @@ void expect_format_error(const nlohmann::json& j, const std::string& needle) {
   }
 }
 
+TEST(Tokenizer, AbsentComponentsCountAsNull) {
+  nlohmann::json j = base_tokenizer(kAbcVocab, pairs({{"a", "b"}}));
+  for (const char* k : {"added_tokens", "normalizer", "pre_tokenizer", "post_processor", "decoder"}) j.erase(k);
+  const Tokenizer tok = from(j);
+  EXPECT_EQ(tok.encode("abc"), (Ids{4, 3}));
+  EXPECT_FALSE(tok.post_processor_adds_tokens());
+}
+
 TEST(Tokenizer, ErrorsNameTheFileAndJsonPath) {
   auto j = base_tokenizer(kAbcVocab, nlohmann::json::array());
   j["normalizer"] = {{"type", "NFKC"}};
@@ -256,6 +264,8 @@ TEST(Tokenizer, ErrorsNameTheFileAndJsonPath) {
   j = base_tokenizer(kAbcVocab, nlohmann::json::array());
   j.erase("model");
   expect_format_error(j, "missing key 'model'");
+  j = base_tokenizer(nlohmann::json{{"<unk>", 0}, {"a", 2000000000}}, nlohmann::json::array());
+  expect_format_error(j, "too large");
   EXPECT_THROW(Tokenizer::from_json_text("{not json", "test.json"), FormatError);
   EXPECT_THROW(Tokenizer::load("/nonexistent/tokenizer.json"), IoError);
 }
