@@ -9,11 +9,14 @@
 #include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "core/error.h"
 #include "tokenizer/gemma4_tokenizer_fixture.h"
 #include "tokenizer/tiny_tokenizer_json.h"
+#include "tokenizer/utf8.h"
 
 namespace quench {
 namespace {
@@ -145,6 +148,59 @@ TEST(Gemma4Tokenizer, EncodesAMegabyteOfEnglishQuickly) {
   EXPECT_EQ(tok.decode(ids, false), text);
   // CPU time, so a loaded CI machine does not fail it; the target is well under 1 s per MB.
   EXPECT_LT(cpu_s, 2.0) << "BPE encoding is far slower than expected";
+}
+
+TEST(Gemma4Tokenizer, RandomTextRoundTripsAndRandomBytesNeverBreak) {
+  QUENCH_REQUIRE_GEMMA4_TOKENIZER(tok);
+  std::mt19937 rng(11);
+  // Code points from ASCII, Latin, Greek/Cyrillic, CJK, Hangul, emoji and rare planes (no "▁",
+  // which decodes as a space, and no surrogates).
+  const std::pair<char32_t, char32_t> ranges[] = {{0x20, 0x7E}, {0x09, 0x0A}, {0xA0, 0x24F}, {0x370, 0x4FF}, {0x4E00, 0x9FFF},
+                                                  {0xAC00, 0xD7A3}, {0x1F300, 0x1FAFF}, {0x13000, 0x1342F}, {0xE000, 0xF8FF}};
+  for (int iter = 0; iter < 300; ++iter) {
+    std::string text;
+    const int n = static_cast<int>(rng() % 40);
+    for (int i = 0; i < n; ++i) {
+      const auto& [lo, hi] = ranges[rng() % std::size(ranges)];
+      const char32_t cp = lo + rng() % (hi - lo + 1);
+      if (cp == U'\u2581') continue;
+      utf8::append(text, cp);
+    }
+    const Ids ids = tok.encode(text);
+    ASSERT_EQ(tok.decode(ids, false), text) << nlohmann::json(text).dump();
+  }
+  for (int iter = 0; iter < 300; ++iter) {
+    std::string bytes;
+    const int n = static_cast<int>(rng() % 24);
+    for (int i = 0; i < n; ++i) bytes += static_cast<char>(rng() % 256);
+    const Ids ids = tok.encode(bytes);
+    for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < tok.vocab_size());
+    const std::string text = tok.decode(ids, false);
+    for (size_t i = 0; i < text.size();) {  // decode always yields valid UTF-8
+      const utf8::Char c = utf8::decode_at(text, i);
+      ASSERT_FALSE(c.invalid);
+      i += c.len;
+    }
+  }
+}
+
+TEST(Gemma4Tokenizer, ConcurrentEncodesAgreeWithSequential) {
+  QUENCH_REQUIRE_GEMMA4_TOKENIZER(tok);
+  std::vector<std::string> texts;
+  for (int i = 0; i < 200; ++i) texts.push_back("request " + std::to_string(i) + ": 中文 text " + std::string(i % 7, ' ') + "😀\n");
+  std::vector<Ids> want;
+  for (const auto& t : texts) want.push_back(tok.encode(t));
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int th = 0; th < 4; ++th) {
+    threads.emplace_back([&, th] {
+      for (int rep = 0; rep < 5; ++rep)
+        for (size_t i = th; i < texts.size(); i += 2)
+          if (tok.encode(texts[i]) != want[i]) ++mismatches;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 // ---- small hand-made tokenizer.json files -------------------------------------------------------
