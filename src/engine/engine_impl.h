@@ -85,6 +85,8 @@ struct Engine::Impl {
   uint64_t request_counter = 0;
   std::vector<float> logits;
   std::vector<SeqStep> batch;
+  /// Messages of this step, delivered by update_gauges() at the end of the step.
+  std::vector<std::pair<std::shared_ptr<RequestHandle>, RequestOutput>> outbox;
 
   // ---- shared with other threads, under in_mu ----
   mutable std::mutex in_mu;
@@ -110,7 +112,7 @@ struct Engine::Impl {
   void finish_seq(SeqState& st, SequenceStatus status);
   void push_outputs(EngineRequest& req);
   void retire_if_done(EngineRequest& req);
-  void update_gauges();
+  void update_gauges();  ///< also delivers the outbox
   SeqState& new_seq(EngineRequest& req, int index);
   void loop();
 };

@@ -86,7 +86,7 @@ void Engine::Impl::abort_request(EngineRequest& req, const std::optional<std::st
       out.outputs.push_back(std::move(so));
     }
     out.finished = true;
-    req.handle->push(std::move(out));
+    outbox.emplace_back(req.handle, std::move(out));
   } else {
     push_outputs(req);
   }
@@ -171,7 +171,7 @@ void Engine::Impl::push_outputs(EngineRequest& req) {
     out.outputs.push_back(std::move(so));
   }
   out.finished = req.num_finished >= req.params.n;
-  if (!out.outputs.empty() || out.finished) req.handle->push(std::move(out));
+  if (!out.outputs.empty() || out.finished) outbox.emplace_back(req.handle, std::move(out));
 }
 
 void Engine::Impl::retire_if_done(EngineRequest& req) {
@@ -196,12 +196,17 @@ void Engine::Impl::retire_if_done(EngineRequest& req) {
 }
 
 void Engine::Impl::update_gauges() {
-  std::lock_guard lock(metrics_mu);
-  m.num_requests_running = sched.num_running();
-  m.num_requests_waiting = sched.num_waiting();
-  m.kv_blocks_used = kv.full_pool().num_used_blocks();
-  m.kv_blocks_total = kv.full_pool().num_blocks();
-  m.kv_cache_usage = kv.usage();
+  {
+    std::lock_guard lock(metrics_mu);
+    m.num_requests_running = sched.num_running();
+    m.num_requests_waiting = sched.num_waiting();
+    m.kv_blocks_used = kv.full_pool().num_used_blocks();
+    m.kv_blocks_total = kv.full_pool().num_blocks();
+    m.kv_cache_usage = kv.usage();
+  }
+  // Deliver after the metrics: a client that sees its last message also sees its blocks freed.
+  for (auto& [handle, out] : outbox) handle->push(std::move(out));
+  outbox.clear();
 }
 
 bool Engine::Impl::step() {
