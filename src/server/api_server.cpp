@@ -4,6 +4,8 @@
 #include <csignal>
 #include <cstring>
 
+#include <sys/socket.h>
+
 #include <fmt/format.h>
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -27,7 +29,12 @@ struct ApiServer::Impl {
   Impl(Engine& e, ServerConfig c) : ctx(e, std::move(c)) {}
   ServingContext ctx;
   httplib::Server http;
+  int listen_fd = -1;  ///< the listening socket, seen through set_socket_options
 };
+
+/// Accept-queue length. cpp-httplib 0.11 listens with a backlog of 5, which drops connections when
+/// dozens of clients connect at once; the socket is re-listened with this backlog after bind.
+constexpr int kListenBacklog = 1024;
 
 namespace {
 
@@ -143,6 +150,11 @@ ApiServer::ApiServer(Engine& engine, ServerConfig cfg) : impl_(std::make_unique<
   http.set_payload_max_length(c.max_body_bytes);
   http.set_keep_alive_timeout(c.keep_alive_timeout_s);
   http.set_read_timeout(30, 0);
+  http.set_socket_options([impl = impl_.get()](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    impl->listen_fd = sock;
+  });
   http.set_write_timeout(30, 0);
 
   http.set_pre_routing_handler([&ctx](const httplib::Request& req, httplib::Response& res) {
@@ -199,6 +211,7 @@ int ApiServer::bind() {
   }
   if (port_ <= 0)
     throw IoError(fmt::format("--host {} --port {}: cannot bind ({})", c.host, c.port, std::strerror(errno)));
+  if (impl_->listen_fd >= 0) ::listen(impl_->listen_fd, kListenBacklog);  // Linux: updates the backlog
   return port_;
 }
 

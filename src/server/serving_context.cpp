@@ -38,7 +38,7 @@ std::string ServingContext::new_request_id(const char* prefix) {
     return z ^ (z >> 31);
   };
   uint64_t c = id_counter_.fetch_add(1);
-  return fmt::format("{}-{:016x}{:016x}", prefix, mix(id_salt_ ^ c), mix(c * 0x2545F4914F6CDD1DULL + id_salt_));
+  return fmt::format("{}-{:016x}{:016x}", prefix, mix(id_salt_ ^ c), mix((c + 1) * 0x2545F4914F6CDD1DULL + ~id_salt_));
 }
 
 }  // namespace quench::server
