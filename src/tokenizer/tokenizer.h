@@ -2,19 +2,22 @@
 // style): added and special tokens, normalizer, pre-tokenizer, BPE model, post-processor, decoder.
 //
 // Encoding follows the pipeline of huggingface/tokenizers (tokenizers/src/tokenizer/mod.rs,
-// `encode_single_sequence`): (1) the added vocabulary splits the raw text on added tokens,
-// leftmost-longest (added_vocabulary.rs); (2) each remaining piece is normalized, pre-tokenized and
-// run through the BPE model (models/bpe/word.rs `merge_all`: lowest merge rank first, leftmost on
-// ties); (3) optionally the post-processor adds the template's special tokens (<bos> for Gemma).
-// Decoding maps ids to token strings, drops special tokens on request and runs the decoder chain
-// (Gemma: Replace "▁"→" ", ByteFallback, Fuse).
+// `encode_single_sequence`): (1) the added vocabulary splits the raw text on its normalized=false
+// tokens, leftmost-longest (added_vocabulary.rs); (2) each remaining piece is normalized and split
+// on the normalized=true tokens; (3) what remains is pre-tokenized and run through the BPE model
+// (models/bpe/word.rs `merge_all`: lowest merge rank first, leftmost on ties); (4) optionally the
+// post-processor adds the template's special tokens (<bos> for Gemma). Decoding maps ids to token
+// strings, drops special tokens on request and runs the decoder chain (Gemma: Replace "▁"→" ",
+// ByteFallback, Fuse). Gemma 4 and small-model ids and texts are golden-tested against tokenizers.js
+// and cross-checked with the Rust tokenizers crate (tests/data/tokenizer/README.md).
 //
 // Supported component kinds (anything else is a FormatError naming the kind and the JSON path):
 //   normalizer: null, Replace (String pattern), Prepend, Sequence of those
 //   pre_tokenizer: null, Split (String pattern; any behavior), Sequence of those
-//   model: BPE (byte_fallback, unk_token, fuse_unk; merges as "a b" strings or [a, b] pairs)
+//   model: BPE (byte_fallback, unk_token, fuse_unk, ignore_merges; merges as "a b" or [a, b])
 //   post_processor: null, TemplateProcessing (the "single" template)
-//   decoder: null, Replace (String pattern), ByteFallback, Fuse, Strip, Sequence of those
+//   decoder: null (tokens joined with " "), Replace (String pattern), ByteFallback, Fuse, Strip,
+//            Sequence of those
 //
 // Input text that is not valid UTF-8 is accepted: each invalid byte becomes its byte-fallback token
 // `<0xXX>` (so no input byte is lost; decode() turns such a token run back into U+FFFD per byte, as
