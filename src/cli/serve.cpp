@@ -4,6 +4,7 @@
 // generation requests get 503, running ones get --shutdown-timeout seconds to finish, the rest are
 // aborted (finish_reason "abort"), the listener closes and the process exits 0.
 #include <csignal>
+#include <cstdio>
 #include <pthread.h>
 
 #include <spdlog/spdlog.h>
@@ -50,8 +51,10 @@ int run_serve(ServeOptions& o) {
   server::ApiServer api(*engine, o.server);
   int port = api.bind();
   std::thread http([&api] { api.listen(); });
-  spdlog::info("quench serve: model '{}' at http://{}:{}/v1 (max_model_len {})", api.context().served_name(),
-               o.server.host, port, engine->max_model_len());
+  // One stable line on stdout for scripts (scripts/demo.sh reads the port from it with --port 0).
+  std::printf("quench serve: listening on http://%s:%d (model '%s', max_model_len %d)\n", o.server.host.c_str(), port,
+              api.context().served_name().c_str(), engine->max_model_len());
+  std::fflush(stdout);
 
   int sig = 0;
   sigwait(&stop_set, &sig);
