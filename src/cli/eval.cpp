@@ -22,6 +22,8 @@
 #include "eval/ifeval_task.h"
 #include "eval/mmlu.h"
 #include "eval/openai_client.h"
+#include "eval/parallel.h"
+#include "eval/sandbox.h"
 #include "eval/report.h"
 #include "eval/task_runner.h"
 
@@ -38,7 +40,7 @@ struct EvalCliOptions {
   double temperature = 0.0, request_timeout = 600, exec_timeout = 10;
   std::uint64_t seed = 1234;
   std::string python = "python3";
-  bool dry_run = false, no_progress = false, require_netns = false;
+  bool dry_run = false, no_progress = false, require_netns = false, verify_canonical = false;
   // compare
   std::string cmp_a, cmp_b;
   int resamples = 10000;
@@ -177,15 +179,34 @@ int run_eval(const EvalCliOptions& o) {
     if (!humaneval.empty()) {
       for (const auto& p : humaneval) chars += render_humaneval_chat_prompt(p).size();
       std::printf("humaneval: %zu problems\n", humaneval.size());
+      if (o.verify_canonical) {
+        // The sandbox and test harness, checked with the reference solutions (all should pass).
+        std::vector<int> ok(humaneval.size(), 0);
+        parallel_for(humaneval.size(), o.concurrency, "humaneval canonical", !o.no_progress, [&](int, std::size_t i) {
+          const auto& p = humaneval[i];
+          const auto v = judge_humaneval(p, build_humaneval_program(p, p.canonical_solution, false), o.python, topt.sandbox);
+          ok[i] = v.functional;
+          if (!v.functional) std::fprintf(stderr, "canonical solution of %s failed: %s\n", p.task_id.c_str(), v.detail.c_str());
+        });
+        int passed = 0;
+        for (int x : ok) passed += x;
+        std::printf("humaneval: canonical solutions pass %d/%zu (network isolation: %s)\n", passed, humaneval.size(),
+                    network_namespace_available() ? "yes" : "no");
+      }
     }
     if (!ifeval.empty()) {
+      // Every checker runs twice: on an empty response (must fail) and on the prompt text itself.
       std::size_t inst = 0, blank_pass = 0;
+      IfevalScores echo;
       for (const auto& it : ifeval) {
         inst += it.instruction_ids.size();
         for (const auto& v : judge_ifeval(it, "")) blank_pass += v.strict || v.loose;
+        echo.add(judge_ifeval(it, it.prompt));
         chars += it.prompt.size();
       }
-      std::printf("ifeval: %zu prompts, %zu instructions (all checkers built)\n", ifeval.size(), inst);
+      std::printf("ifeval: %zu prompts, %zu instructions (all checkers built and run; the prompts echoed as "
+                  "responses follow %zu instructions strictly)\n",
+                  ifeval.size(), inst, echo.inst_strict);
       if (blank_pass) throw Error("ifeval: an empty response passed an instruction (driver bug)");
     }
     std::printf("dry run: every item loaded and rendered (%zu prompt characters); no requests sent\n", chars);
@@ -272,6 +293,8 @@ const bool registered = quench::cli::register_verb(
        app.add_flag("--require-network-isolation", o->require_netns,
                     "Refuse to run HumanEval programs when a network namespace cannot be created");
        app.add_flag("--dry-run", o->dry_run, "Load and render every item, send nothing");
+       app.add_flag("--verify-canonical", o->verify_canonical,
+                    "With --dry-run: run HumanEval's canonical solutions through the sandbox (all should pass)");
        app.add_flag("--no-progress", o->no_progress, "No progress bar");
        CLI::App* cmp = app.add_subcommand("compare", "Deltas between two reports with paired-bootstrap 95% intervals");
        cmp->add_option("a", o->cmp_a, "Baseline report (A)")->required();

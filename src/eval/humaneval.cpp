@@ -17,6 +17,7 @@ std::vector<HumanEvalProblem> load_humaneval(const std::filesystem::path& path) 
     p.prompt = json_string_field(rec, "prompt", where);
     p.entry_point = json_string_field(rec, "entry_point", where);
     p.test = json_string_field(rec, "test", where);
+    if (rec.contains("canonical_solution")) p.canonical_solution = json_string_field(rec, "canonical_solution", where);
     if (p.entry_point.empty()) throw FormatError(where + ": field 'entry_point' is empty");
     if (!seen.insert(p.task_id).second) throw FormatError(where + ": duplicate task_id '" + p.task_id + "'");
     out.push_back(std::move(p));

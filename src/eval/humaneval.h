@@ -27,6 +27,7 @@ namespace quench::eval {
 /// One HumanEval problem.
 struct HumanEvalProblem {
   std::string task_id, prompt, entry_point, test;
+  std::string canonical_solution;  ///< optional in the file; used by `--verify-canonical` only
 };
 
 /// Loads a HumanEval JSONL (optionally .gz). Throws IoError/FormatError naming file:line and field.
