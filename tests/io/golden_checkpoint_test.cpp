@@ -80,5 +80,20 @@ TEST(GoldenCheckpoint, InspectReport) {
   EXPECT_TRUE(r.format_mismatches.empty());
 }
 
+TEST(GoldenCheckpoint, ModelOptLayoutNvfp4MlpOnly) {
+  // Exported by the numpy re-implementation of ModelOpt's HF export (tools/fixtures/
+  // modelopt_reference.py): W4A16_NVFP4 on the 36 MLP Linears, attention excluded by
+  // "model.language_model.layers.N.self_attn*" wildcards. Every Linear's declared format (from
+  // exclude_modules) must agree with the tensors stored.
+  const InspectReport r = inspect_checkpoint(fs::path(QUENCH_SOURCE_DIR) / "tests/data/quant/modelopt-tiny-nvfp4-mlp");
+  EXPECT_EQ(r.quant.quant_algo, "W4A16_NVFP4");
+  EXPECT_EQ(r.linear_formats.at("NVFP4"), 36u);
+  EXPECT_EQ(r.linear_formats.at("BF16"), 46u);
+  EXPECT_TRUE(r.format_mismatches.empty()) << r.format_mismatches.front();
+  EXPECT_EQ(r.dtype_counts.at("U8"), 36u);
+  EXPECT_EQ(r.dtype_counts.at("F8_E4M3"), 36u);
+  EXPECT_EQ(r.multimodal_tensor_count, 10u);
+}
+
 }  // namespace
 }  // namespace quench
