@@ -4,9 +4,8 @@
 #include <exception>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
-
 #include "core/error.h"
+#include "core/log.h"
 #include "engine/engine_impl.h"
 #include "io/model_config.h"
 
@@ -253,7 +252,7 @@ bool Engine::Impl::step() {
   try {
     runner->execute(batch, logits);
   } catch (const std::exception& e) {
-    spdlog::error("engine: forward step of {} sequences failed: {}", plan.scheduled.size(), e.what());
+    log().error("engine: forward step of {} sequences failed: {}", plan.scheduled.size(), e.what());
     std::vector<std::string> ids;
     for (const ScheduledSeq& s : plan.scheduled) {
       const std::string& id = seq_states.at(s.seq)->req->id;
