@@ -74,13 +74,18 @@ class Checkpoint {
   std::map<std::string, const TensorView*> index_;
 };
 
-/// Builds a safetensors file in memory-light fashion and writes it atomically.
+/// Collects tensors (copied, or borrowed without a copy) and writes one safetensors file atomically.
 class SafetensorsWriter {
  public:
   /// Copies `data` (nbytes must equal numel x dtype size; throws InvalidArgument otherwise).
   void add(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
            const void* data, std::size_t nbytes);
   void add(const TensorView& t) { add(t.name, t.dtype, t.shape, t.data, t.nbytes); }
+  /// Like add() but without copying: `data` must stay valid and unchanged until write() returns
+  /// (e.g. a view into an open SafetensorsFile's mmap). Same checks and errors as add().
+  void add_borrowed(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                    const void* data, std::size_t nbytes);
+  void add_borrowed(const TensorView& t) { add_borrowed(t.name, t.dtype, t.shape, t.data, t.nbytes); }
   void set_metadata(const std::string& key, const std::string& value);
   std::size_t bytes_pending() const;
   /// Writes to `<path>.tmp.<pid>` then renames to `path`; throws IoError. Clears the writer.
@@ -91,8 +96,13 @@ class SafetensorsWriter {
     std::string name;
     DType dtype;
     std::vector<int64_t> shape;
-    std::vector<std::byte> bytes;
+    std::vector<std::byte> bytes;       ///< owned copy (add)
+    const std::byte* borrowed = nullptr;  ///< caller's bytes (add_borrowed); nbytes below
+    std::size_t nbytes = 0;
+    const std::byte* data() const { return borrowed ? borrowed : bytes.data(); }
   };
+  void check_new(const std::string& name, DType dtype, const std::vector<int64_t>& shape, const void* data,
+                 std::size_t nbytes) const;
   std::vector<Entry> entries_;
   std::map<std::string, std::string> metadata_;
 };

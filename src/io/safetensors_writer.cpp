@@ -72,8 +72,8 @@ void write_atomically(const std::filesystem::path& path, Fill&& fill) {
 
 }  // namespace
 
-void SafetensorsWriter::add(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
-                            const void* data, std::size_t nbytes) {
+void SafetensorsWriter::check_new(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                                  const void* data, std::size_t nbytes) const {
   if (name.empty() || name == "__metadata__") {
     throw InvalidArgument("safetensors writer: invalid tensor name '" + name + "'");
   }
@@ -99,16 +99,27 @@ void SafetensorsWriter::add(const std::string& name, DType dtype, const std::vec
     throw InvalidArgument("safetensors writer: tensor '" + name + "': null data for " +
                           std::to_string(nbytes) + " bytes");
   }
-  Entry e{name, dtype, shape, std::vector<std::byte>(nbytes)};
+}
+
+void SafetensorsWriter::add(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                            const void* data, std::size_t nbytes) {
+  check_new(name, dtype, shape, data, nbytes);
+  Entry e{name, dtype, shape, std::vector<std::byte>(nbytes), nullptr, nbytes};
   if (nbytes) std::memcpy(e.bytes.data(), data, nbytes);
   entries_.push_back(std::move(e));
+}
+
+void SafetensorsWriter::add_borrowed(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                                     const void* data, std::size_t nbytes) {
+  check_new(name, dtype, shape, data, nbytes);
+  entries_.push_back(Entry{name, dtype, shape, {}, static_cast<const std::byte*>(data), nbytes});
 }
 
 void SafetensorsWriter::set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
 
 std::size_t SafetensorsWriter::bytes_pending() const {
   std::size_t n = 0;
-  for (const auto& e : entries_) n += e.bytes.size();
+  for (const auto& e : entries_) n += e.nbytes;
   return n;
 }
 
@@ -119,8 +130,8 @@ void SafetensorsWriter::write(const std::filesystem::path& path) {
   for (const auto& e : entries_) {
     header[e.name] = {{"dtype", std::string(dtype_name(e.dtype))},
                       {"shape", e.shape},
-                      {"data_offsets", {offset, offset + e.bytes.size()}}};
-    offset += e.bytes.size();
+                      {"data_offsets", {offset, offset + e.nbytes}}};
+    offset += e.nbytes;
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
@@ -130,7 +141,7 @@ void SafetensorsWriter::write(const std::filesystem::path& path) {
     for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
     write_all(fd, len, 8, tmp);
     write_all(fd, text.data(), text.size(), tmp);
-    for (const auto& e : entries_) write_all(fd, e.bytes.data(), e.bytes.size(), tmp);
+    for (const auto& e : entries_) write_all(fd, e.data(), e.nbytes, tmp);
   });
   entries_.clear();
   metadata_.clear();

@@ -138,6 +138,26 @@ TEST(SafetensorsWriter, RoundTripAndLayout) {
   EXPECT_EQ(files, 1);
 }
 
+TEST(SafetensorsWriter, BorrowedViewsFromAnOpenFile) {
+  TempDir dir;
+  SafetensorsWriter w;
+  const int32_t v[4] = {1, -2, 3, -4};
+  w.add("a", DType::kI32, {2, 2}, v, sizeof v);
+  w.write(dir / "src.safetensors");
+  auto src = SafetensorsFile::open(dir / "src.safetensors");
+  SafetensorsWriter w2;
+  w2.add_borrowed(src->tensors().at("a"));  // no copy: the mmap outlives write()
+  const uint8_t b = 9;
+  w2.add("b", DType::kU8, {}, &b, 1);
+  EXPECT_EQ(w2.bytes_pending(), 17u);
+  EXPECT_THROW(w2.add_borrowed("a", DType::kI32, {4}, v, sizeof v), InvalidArgument);  // duplicate
+  EXPECT_THROW(w2.add_borrowed("c", DType::kI32, {3}, v, sizeof v), InvalidArgument);  // size
+  w2.write(dir / "copy.safetensors");
+  auto copy = SafetensorsFile::open(dir / "copy.safetensors");
+  EXPECT_EQ(copy->tensors().at("a").to_f32(), (std::vector<float>{1, -2, 3, -4}));
+  EXPECT_EQ(copy->tensors().at("b").get_f32(0), 9.0f);
+}
+
 TEST(SafetensorsWriter, RejectsBadInput) {
   SafetensorsWriter w;
   const float f[2] = {0, 0};
