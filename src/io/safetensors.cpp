@@ -239,13 +239,7 @@ Checkpoint Checkpoint::open(const std::filesystem::path& dir) {
   const fs::path single_path = dir / "model.safetensors";
   if (fs::exists(index_path, ec)) {
     const std::string isrc = index_path.string();
-    json idx;
-    const std::string text = read_text_file(index_path);
-    try {
-      idx = json::parse(text);
-    } catch (const json::exception& e) {
-      throw FormatError(isrc + ": not valid JSON (" + e.what() + ")");
-    }
+    const json idx = read_json_file(index_path);
     if (!idx.is_object() || !idx.contains("weight_map") || !idx["weight_map"].is_object()) {
       throw FormatError(isrc + ": expected an object with a \"weight_map\" object");
     }
