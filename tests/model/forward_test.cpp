@@ -110,7 +110,9 @@ TEST_F(TinyForward, HooksSeeResidualsLinearInputsAndKv) {
   hooks.linear_input = [&](const std::string& name, const float*, int n, int in) {
     linears.insert(name);
     EXPECT_EQ(n, 5);
-    if (name.find("down_proj") != std::string::npos) EXPECT_EQ(in, 64);
+    if (name.find("down_proj") != std::string::npos) {
+      EXPECT_EQ(in, 64);
+    }
   };
   hooks.kv = [&](int layer, const float*, const float*, int n) { kv_calls.push_back({layer, n}); };
   auto cache = fwd.new_cache();

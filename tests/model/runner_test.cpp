@@ -23,11 +23,10 @@ const std::vector<int32_t> kSeqB = {2, 88, 7, 7, 7, 65, 14, 39, 92, 23, 11};
 
 /// Engine-side bookkeeping of one sequence for the test: its block tables and chunk schedule.
 struct TestSeq {
-  const std::vector<int32_t>* tokens;
-  int chunk;
+  const std::vector<int32_t>* tokens = nullptr;
+  int chunk = 1;
   int pos = 0;
   std::vector<int32_t> full, sliding;
-  std::vector<float> expected;  // CpuForward logits, all positions
 };
 
 class TinyRunner : public ::testing::Test {
@@ -53,7 +52,11 @@ class TinyRunner : public ::testing::Test {
     CpuModelRunner runner(model_, kv);
     EXPECT_EQ(runner.kv_cache_spec().sliding_window, kTinyWindow);
     EXPECT_EQ(runner.kv_cache_spec().block_size, 4);
-    std::vector<TestSeq> seqs = {{&kSeqA, chunk_a}, {&kSeqB, chunk_b}};
+    std::vector<TestSeq> seqs(2);
+    seqs[0].tokens = &kSeqA;
+    seqs[0].chunk = chunk_a;
+    seqs[1].tokens = &kSeqB;
+    seqs[1].chunk = chunk_b;
     // Physical blocks handed out in a scrambled order from each pool.
     std::vector<int32_t> free_full = {9, 3, 14, 0, 7, 11, 5, 1, 12, 15, 2, 6, 10, 4, 13, 8};
     std::vector<int32_t> free_sliding = free_full;
