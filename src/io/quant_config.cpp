@@ -217,6 +217,9 @@ QuantConfig QuantConfig::load(const std::filesystem::path& dir, const json& conf
       }
       q.kv_cache_quant_algo = "FP8";
     }
+    if (qc.contains("nvfp4_embed") && qc["nvfp4_embed"].is_boolean() && qc["nvfp4_embed"].get<bool>()) {
+      throw UnsupportedError(where + ".nvfp4_embed: true (NVFP4 embedding tables are not supported)");
+    }
     if (q.quant_algo == "MIXED_PRECISION") read_quantized_layers(q, qc, where);
     check_algo(q, where);
     return q;

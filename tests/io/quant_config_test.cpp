@@ -179,6 +179,8 @@ TEST(QuantConfig, RejectionsNameFileAndKey) {
   expect_error(dir.path(), with({{"group_size", 32}}), true, {"group_size", "32"});
   expect_error(dir.path(), with({{"kv_cache_scheme", {{"type", "int"}, {"num_bits", 8}}}}), true, {"kv_cache_scheme"});
   expect_error(dir.path(), with({{"ignore", "lm_head"}}), false, {"ignore"});
+  expect_error(dir.path(), with({{"nvfp4_embed", true}}), true, {"nvfp4_embed"});
+  EXPECT_NO_THROW(QuantConfig::load(dir.path(), with({{"nvfp4_embed", false}})));
   expect_error(dir.path(), with({{"quant_algo", "MIXED_PRECISION"}}), false, {"quantized_layers"});
   expect_error(dir.path(),
                with({{"quant_algo", "MIXED_PRECISION"}, {"quantized_layers", {{"m.q_proj", {{"quant_algo", "INT8"}}}}}}),
