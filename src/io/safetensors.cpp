@@ -146,6 +146,7 @@ std::map<std::string, TensorView> parse_safetensors_header(std::string_view head
   std::map<std::string, TensorView> tensors;
   for (const auto& [name, entry] : j.items()) {
     if (name == "__metadata__") {
+      if (entry.is_null()) continue;  // the Rust reader's Option<HashMap> accepts null
       if (!entry.is_object()) throw FormatError(source + ": \"__metadata__\" is not an object of strings");
       for (const auto& [k, v] : entry.items()) {
         if (!v.is_string()) {

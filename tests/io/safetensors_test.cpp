@@ -85,6 +85,7 @@ TEST(Safetensors, NonObjectEntry) {
   expect_format_error(st_bytes(R"({"w":[1,2]})", ""), {"'w'", "not a JSON object"});
   expect_format_error(st_bytes(R"({"__metadata__":[1]})", ""), {"__metadata__"});
   expect_format_error(st_bytes(R"({"__metadata__":{"k":1}})", ""), {"__metadata__.k"});
+  EXPECT_TRUE(parse_safetensors_header(R"({"__metadata__":null})", 0, "mem").empty());
 }
 
 TEST(Safetensors, MissingOrExtraFields) {
