@@ -5,6 +5,7 @@
 //       --data DIR | --data mmlu=DIR --data humaneval=FILE --data ifeval=FILE \
 //       [--mmlu-per-subject 5] [--shots 0|5] [--limit N] [--concurrency 8] [--out report.json]
 //   quench eval --dry-run --data DIR        (load and render every item, no server)
+//   quench eval table A.json [B.json ...]   (the capability table of reports)
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -43,6 +44,7 @@ struct EvalCliOptions {
   bool dry_run = false, no_progress = false, require_netns = false, verify_canonical = false;
   // compare
   std::string cmp_a, cmp_b;
+  std::vector<std::string> table_reports;
   int resamples = 10000;
 };
 
@@ -104,6 +106,13 @@ int run_compare(const EvalCliOptions& o) {
   const auto deltas = compare_reports(a, b, o.resamples);
   std::cout << render_compare(a.value("model", o.cmp_a) + " (" + o.cmp_a + ")",
                               b.value("model", o.cmp_b) + " (" + o.cmp_b + ")", deltas);
+  return 0;
+}
+
+int run_table(const EvalCliOptions& o) {
+  std::vector<nlohmann::json> reports;
+  for (const auto& p : o.table_reports) reports.push_back(read_report(p));
+  std::cout << render_table(reports);
   return 0;
 }
 
@@ -300,7 +309,13 @@ const bool registered = quench::cli::register_verb(
        cmp->add_option("a", o->cmp_a, "Baseline report (A)")->required();
        cmp->add_option("b", o->cmp_b, "Candidate report (B)")->required();
        cmp->add_option("--resamples", o->resamples, "Bootstrap resamples")->capture_default_str();
-       return [o, cmp]() { return cmp->parsed() ? run_compare(*o) : run_eval(*o); };
+       CLI::App* table = app.add_subcommand("table", "The capability table of one or more reports");
+       table->add_option("reports", o->table_reports, "Report files")->required();
+       return [o, cmp, table]() {
+         if (cmp->parsed()) return run_compare(*o);
+         if (table->parsed()) return run_table(*o);
+         return run_eval(*o);
+       };
      }});
 
 }  // namespace
