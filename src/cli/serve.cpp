@@ -11,6 +11,7 @@
 
 #include "cli/verb.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "server/api_server.h"
 #include "server/engine_loader.h"
 #include "server/serving_context.h"
@@ -38,6 +39,9 @@ int run_serve(ServeOptions& o) {
   sigaddset(&stop_set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_set, nullptr);
 
+  // stdout carries only the listening line: logs (request lines included) go to stderr.
+  quench::log();
+  spdlog::set_default_logger(spdlog::get("quench"));
   if (!o.api_key.empty()) o.server.api_keys.push_back(o.api_key);
   if (!o.served_model_name.empty()) o.server.served_model_names.push_back(o.served_model_name);
   o.load.engine.enable_prefix_caching = o.prefix_caching;

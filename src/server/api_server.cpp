@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
-#include <spdlog/spdlog.h>
+#include "core/log.h"
 
 #include "core/error.h"
 #include "io/model_config.h"
@@ -131,7 +131,7 @@ httplib::Server::Handler guarded(ServingContext& ctx, F f) {
     } catch (const ApiError& e) {
       reply_error(res, e);
     } catch (const std::exception& e) {
-      spdlog::error("{} {}: internal error: {}", req.method, req.path, e.what());
+      quench::log().error("{} {}: internal error: {}", req.method, req.path, e.what());
       reply_json(res, 500, error_body(500, "InternalServerError", e.what()));
     }
   };

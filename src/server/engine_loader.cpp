@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
+#include "core/log.h"
 
 #include "backend/cpu/runner.h"
 #include "core/error.h"
@@ -49,7 +49,7 @@ std::unique_ptr<Engine> load_engine(const std::filesystem::path& model_dir, cons
   kv.num_blocks_full = blocks;
   kv.num_blocks_sliding = mc.num_layers_of(LayerType::kSliding) > 0 ? blocks : 0;
   auto runner = std::make_unique<CpuModelRunner>(model, kv);
-  spdlog::info("quench: loaded {} ({} layers, vocab {}), KV cache {} blocks x {} tokens per group, max_model_len {}",
+  quench::log().info("quench: loaded {} ({} layers, vocab {}), KV cache {} blocks x {} tokens per group, max_model_len {}",
                model_dir.string(), mc.num_hidden_layers, mc.vocab_size, blocks, kv.block_size, max_len);
   return std::make_unique<Engine>(std::move(runner), std::move(tok), std::move(gen), ec);
 }

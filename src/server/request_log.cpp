@@ -3,7 +3,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
+#include "core/log.h"
 
 namespace quench::server {
 
@@ -16,6 +16,6 @@ std::string format_request_log(const RequestLogEntry& e) {
   return line;
 }
 
-void log_request(const RequestLogEntry& e) { spdlog::info("{}", format_request_log(e)); }
+void log_request(const RequestLogEntry& e) { quench::log().info("{}", format_request_log(e)); }
 
 }  // namespace quench::server

@@ -26,7 +26,9 @@ void expect_error(const std::pair<int, json>& r, int status, const std::string& 
   EXPECT_TRUE(e["type"].is_string());
   EXPECT_TRUE(e.contains("param"));
   EXPECT_EQ(e["code"], status);
-  if (!param.empty()) EXPECT_EQ(e["param"], param) << r.second.dump();
+  if (!param.empty()) {
+    EXPECT_EQ(e["param"], param) << r.second.dump();
+  }
 }
 
 class Routes : public ::testing::Test {

@@ -224,7 +224,7 @@ TEST_F(Streaming, SixtyFourConcurrentStreamsGiveTheirSoloTokens) {
     Stream st = stream_post(*server_, "/v1/completions", bodies[i]);
     ASSERT_EQ(st.status, 200);
     for (const auto& e : st.events) solo[i] += e["choices"][0]["text"].get<std::string>();
-    solo_finish[i] = st.events.back()["choices"][0]["finish_reason"];
+    solo_finish[i] = st.events.back()["choices"][0]["finish_reason"].get<std::string>();
   }
   // All at once.
   std::vector<std::future<Stream>> futs;
