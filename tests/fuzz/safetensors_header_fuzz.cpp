@@ -5,10 +5,12 @@
 // the mmap reader relies on, or throw quench::FormatError; anything else aborts. The same entry
 // point runs under GoogleTest on deterministic mutations (tests/io/safetensors_fuzz_test.cpp).
 //
-// Run locally (clang 14 + libclang-rt-14-dev), instrumenting the parser itself:
-//   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Isrc -Itests \
-//     tests/fuzz/safetensors_header_fuzz.cpp src/io/safetensors.cpp src/io/text_file.cpp \
-//     src/core/{dtype,tensor,numeric}.cpp -o /tmp/fuzz && /tmp/fuzz -max_total_time=60 CORPUS_DIR
+// Run locally (clang 14 + libclang-rt-14-dev), instrumenting the parser itself, from the repo root:
+//   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Isrc -Itests
+//     tests/fuzz/safetensors_header_fuzz.cpp src/io/safetensors.cpp src/io/text_file.cpp
+//     src/core/dtype.cpp src/core/tensor.cpp src/core/numeric.cpp -o /tmp/fuzz
+//   /tmp/fuzz -max_total_time=60 CORPUS_DIR
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
