@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "engine/engine_impl.h"
 #include "io/model_config.h"
 
@@ -43,7 +44,11 @@ Engine::Impl::Impl(std::unique_ptr<ModelRunner> r, std::shared_ptr<const Tokeniz
       max_model_len(resolve_max_model_len(cfg, runner->config())), vocab_size(runner->config().vocab_size),
       kv_spec(checked_spec(*runner)), kv(kv_spec, cfg.enable_prefix_caching),
       sched(SchedulerConfig{cfg.max_num_seqs, cfg.max_num_batched_tokens, cfg.enable_chunked_prefill}, kv),
-      sampler(runner->config().vocab_size, gen.suppress_tokens, gen.eos_token_ids) {
+      pool(cfg.num_sampler_threads > 0 ? cfg.num_sampler_threads
+                                       : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u))) {
+  for (int w = 0; w < pool.num_workers(); ++w) samplers.emplace_back(vocab_size, gen.suppress_tokens, gen.eos_token_ids);
+  if (cfg.num_sampler_threads < 0)
+    throw InvalidArgument(fmt::format("num_sampler_threads must be >= 0, got {}", cfg.num_sampler_threads));
   if (!cfg.enable_chunked_prefill && cfg.max_num_batched_tokens < max_model_len)
     throw InvalidArgument(fmt::format(
         "--max-num-batched-tokens ({}) is smaller than --max-model-len ({}) without chunked prefill: long prompts "
@@ -99,7 +104,20 @@ void Engine::Impl::loop() {
       }
       if (stop_loop && new_requests.empty() && aborts.empty() && !sched.has_work()) break;
     }
-    step();
+    try {
+      step();
+    } catch (const std::exception& e) {
+      // step() fails single requests itself; anything reaching here is an engine bug. Log it and
+      // fail every request rather than leave clients waiting forever.
+      log().critical("engine: step failed: {}", e.what());
+      std::vector<std::string> ids;
+      for (auto& [id, r] : requests) ids.push_back(id);
+      for (const auto& id : ids) {
+        auto it = requests.find(id);
+        if (it != requests.end()) abort_request(*it->second, std::string("engine failure: ") + e.what());
+      }
+      update_gauges();
+    }
   }
 }
 

@@ -32,6 +32,7 @@ struct EngineConfig {
   bool enable_prefix_caching = true;  ///< --enable-prefix-caching
   bool enable_chunked_prefill = true; ///< --enable-chunked-prefill: prompts longer than the budget split across steps
   uint64_t seed = 0;                  ///< --seed: RNG seed of requests without their own
+  int num_sampler_threads = 0;        ///< threads sampling a step's rows in parallel; 0 = min(8, cores)
 };
 
 class Engine {

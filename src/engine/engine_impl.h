@@ -21,6 +21,7 @@
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
 #include "engine/stop_checker.h"
+#include "engine/worker_pool.h"
 #include "tokenizer/generation_config.h"
 #include "tokenizer/incremental_detokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -78,7 +79,8 @@ struct Engine::Impl {
   // ---- engine thread only ----
   KvCacheManager kv;
   Scheduler sched;
-  Sampler sampler;
+  WorkerPool pool;
+  std::vector<Sampler> samplers;  ///< one per pool worker (each keeps scratch rows)
   std::unordered_map<std::string, std::unique_ptr<EngineRequest>> requests;
   std::unordered_map<const Sequence*, SeqState*> seq_states;
   int64_t next_seq_id = 0;

@@ -266,9 +266,50 @@ bool Engine::Impl::step() {
     return true;
   }
 
-  // ---- sample, detokenize, stop ----
+  // ---- sample (in parallel: each draw depends only on its row and its sequence) ----
+  // One task per row, plus one per child of an n > 1 parent whose prompt just completed (the
+  // children draw from the parent's prompt logits with their own index).
+  struct Task {
+    Sequence* seq;
+    size_t row;
+    int index;
+  };
+  std::vector<Task> tasks;
+  {
+    size_t row = 0;
+    for (const ScheduledSeq& s : plan.scheduled) {
+      if (!s.want_logits) continue;
+      tasks.push_back({s.seq, row, s.seq->index()});
+      if (s.seq->num_pending_forks > 0 && s.seq->num_output_tokens() == 0)
+        for (int i = 1; i <= s.seq->num_pending_forks; ++i) tasks.push_back({s.seq, row, i});
+      ++row;
+    }
+  }
+  std::vector<SampleResult> results(tasks.size());
+  std::vector<std::string> errors(tasks.size());
+  pool.run(tasks.size(), [&](size_t t, int worker) {
+    const Task& task = tasks[t];
+    const EngineRequest& req = *seq_states.at(task.seq)->req;
+    SamplerSeqState ss;
+    ss.params = &req.params;
+    ss.seen_ids = &task.seq->seen_ids();  // a child's: the prompt's, as its parent's before this step
+    ss.output_counts = &task.seq->output_counts();
+    ss.num_output_tokens = task.seq->num_output_tokens();
+    ss.seed = req.seed;
+    ss.index = task.index;
+    try {
+      results[t] = samplers[static_cast<size_t>(worker)].sample(
+          std::span<const float>(logits.data() + task.row * static_cast<size_t>(vocab_size), static_cast<size_t>(vocab_size)),
+          ss);
+    } catch (const std::exception& e) {
+      errors[t] = e.what();
+    }
+  });
+
+  // ---- detokenize, stop, fork, KV bookkeeping (serial) ----
   std::vector<EngineRequest*> touched;
-  size_t row = 0;
+  std::vector<std::pair<std::string, std::string>> failed;  // request id, error
+  size_t t = 0;
   for (const ScheduledSeq& s : plan.scheduled) {
     Sequence& seq = *s.seq;
     SeqState& st = *seq_states.at(&seq);
@@ -285,38 +326,43 @@ bool Engine::Impl::step() {
       kv.on_computed(seq);
       continue;
     }
-    std::span<const float> lrow(logits.data() + row * static_cast<size_t>(vocab_size), static_cast<size_t>(vocab_size));
-    ++row;
-    const bool fork_now = seq.num_pending_forks > 0 && seq.num_output_tokens() == 0;
-    auto sample_for = [&](SeqState& x) {
-      SamplerSeqState ss;
-      ss.params = &req.params;
-      ss.seen_ids = &x.seq->seen_ids();
-      ss.output_counts = &x.seq->output_counts();
-      ss.num_output_tokens = x.seq->num_output_tokens();
-      ss.seed = req.seed;
-      ss.index = x.seq->index();
-      SampleResult r = sampler.sample(lrow, ss);
-      process_token(x, r.token_id, std::move(r.logprob));
-    };
-    sample_for(st);
-    kv.on_computed(seq);
-    if (fork_now) {
-      // n > 1: the other n-1 sequences start from the same prompt logits and share its blocks.
-      const int forks = seq.num_pending_forks;
-      seq.num_pending_forks = 0;
-      for (int i = 1; i <= forks; ++i) {
-        SeqState& child = new_seq(req, i);
-        sample_for(child);
-        if (child.pending_finish) {
-          finish_seq(child, *child.pending_finish);
-        } else {
-          kv.fork(seq, *child.seq);
-          sched.add_running(child.seq.get());
+    const int forks = seq.num_output_tokens() == 0 ? seq.num_pending_forks : 0;
+    const size_t first_task = t;
+    t += 1 + static_cast<size_t>(forks);
+    std::string error;
+    for (size_t k = first_task; k < t; ++k)
+      if (!errors[k].empty()) error = errors[k];
+    try {
+      if (!error.empty()) throw InvalidArgument(error);
+      process_token(st, results[first_task].token_id, std::move(results[first_task].logprob));
+      kv.on_computed(seq);
+      if (forks > 0) {
+        // n > 1: the other n-1 sequences start from the same prompt logits and share its blocks.
+        seq.num_pending_forks = 0;
+        for (int i = 1; i <= forks; ++i) {
+          SeqState& child = new_seq(req, i);
+          SampleResult& r = results[first_task + static_cast<size_t>(i)];
+          process_token(child, r.token_id, std::move(r.logprob));
+          if (child.pending_finish) {
+            finish_seq(child, *child.pending_finish);
+          } else {
+            kv.fork(seq, *child.seq);
+            sched.add_running(child.seq.get());
+          }
         }
       }
+      if (st.pending_finish) finish_seq(st, *st.pending_finish);
+    } catch (const std::exception& e) {
+      // One request's failure (e.g. a sampled id the tokenizer cannot decode) fails that request only.
+      failed.emplace_back(req.id, fmt::format("request {}: {}", req.id, e.what()));
     }
-    if (st.pending_finish) finish_seq(st, *st.pending_finish);
+  }
+  for (const auto& [id, msg] : failed) {
+    auto it = requests.find(id);
+    if (it == requests.end()) continue;
+    log().error("engine: {}", msg);
+    touched.erase(std::remove(touched.begin(), touched.end(), it->second.get()), touched.end());
+    abort_request(*it->second, msg);
   }
   for (EngineRequest* req : touched) {
     push_outputs(*req);

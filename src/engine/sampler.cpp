@@ -72,6 +72,17 @@ std::vector<float> log_softmax(std::span<const float> row) {
 Sampler::Sampler(int vocab_size, std::vector<int32_t> suppress_ids, std::vector<int32_t> eos_ids)
     : vocab_size_(vocab_size), suppress_ids_(std::move(suppress_ids)), eos_ids_(std::move(eos_ids)) {
   if (vocab_size_ < 1) throw InvalidArgument(fmt::format("Sampler: vocab_size must be >= 1, got {}", vocab_size_));
+  std::sort(suppress_ids_.begin(), suppress_ids_.end());
+}
+
+bool Sampler::is_suppressed(int32_t id) const {
+  return std::binary_search(suppress_ids_.begin(), suppress_ids_.end(), id);
+}
+
+bool Sampler::changes_logits(const SamplerSeqState& st) const {
+  const SamplingParams& p = *st.params;
+  return p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f ||
+         !p.logit_bias.empty() || st.num_output_tokens < p.min_tokens;
 }
 
 void Sampler::apply_processors(std::vector<float>& row, const SamplerSeqState& st) const {
@@ -107,9 +118,20 @@ SampleResult Sampler::sample(std::span<const float> logits, const SamplerSeqStat
   if (static_cast<int>(logits.size()) != vocab_size_)
     throw InvalidArgument(fmt::format("Sampler: logits row has {} values, expected vocab_size {}", logits.size(), vocab_size_));
   const SamplingParams& p = *st.params;
+  SampleResult res;
+  if (p.is_greedy() && !p.logprobs && !changes_logits(st)) {
+    // Fast path: argmax of the backend's row without a copy; suppressed ids are skipped.
+    int32_t best = -1;
+    for (int32_t i = 0; i < vocab_size_; ++i) {
+      const float v = logits[static_cast<size_t>(i)];
+      if (std::isfinite(v) && (best < 0 || v > logits[static_cast<size_t>(best)]) && !is_suppressed(i)) best = i;
+    }
+    if (best < 0) throw InvalidArgument("Sampler: every token id is masked (-inf) after suppression, bias and penalties");
+    res.token_id = best;
+    return res;
+  }
   row_.assign(logits.begin(), logits.end());
   apply_processors(row_, st);
-  SampleResult res;
 
   if (p.is_greedy()) {
     int32_t best = -1;
@@ -142,18 +164,34 @@ SampleResult Sampler::sample(std::span<const float> logits, const SamplerSeqStat
     const float kth = vals[static_cast<size_t>(p.top_k - 1)];
     for (float& v : row_) if (v < kth) v = kNegInf;
   }
-  // 7b. top_p over the renormalised survivors, most likely first
+  // 7b. top_p over the renormalised survivors, most likely first. Only the head of the ranking
+  // is sorted: k grows (64, 256, ...) until the k best reach the mass, so a 262k vocabulary is not
+  // sorted whole for every token.
   if (p.top_p < 1.0f) {
     order_.clear();
-    for (int32_t i = 0; i < vocab_size_; ++i) if (std::isfinite(row_[static_cast<size_t>(i)])) order_.push_back(i);
-    std::sort(order_.begin(), order_.end(), [&](int32_t a, int32_t b) { return ranks_before(row_, a, b); });
     double total = 0.0;
-    for (int32_t i : order_) total += std::exp(static_cast<double>(row_[static_cast<size_t>(i)]) - mx);
-    double before = 0.0;
-    size_t keep = 0;
-    for (; keep < order_.size(); ++keep) {
-      if (keep > 0 && before >= static_cast<double>(p.top_p) * total) break;
-      before += std::exp(static_cast<double>(row_[static_cast<size_t>(order_[keep])]) - mx);
+    for (int32_t i = 0; i < vocab_size_; ++i) {
+      const float v = row_[static_cast<size_t>(i)];
+      if (!std::isfinite(v)) continue;
+      order_.push_back(i);
+      total += std::exp(static_cast<double>(v) - mx);
+    }
+    const double target = static_cast<double>(p.top_p) * total;
+    auto rank = [&](int32_t a, int32_t b) { return ranks_before(row_, a, b); };
+    size_t keep = order_.size();
+    for (size_t k = std::min<size_t>(64, order_.size());; k = std::min(order_.size(), k * 4)) {
+      std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(k), order_.end(), rank);
+      double before = 0.0;
+      size_t j = 0;
+      for (; j < k; ++j) {
+        if (j > 0 && before >= target) break;
+        before += std::exp(static_cast<double>(row_[static_cast<size_t>(order_[j])]) - mx);
+      }
+      if (j < k || (before >= target && j == k)) {
+        keep = j;
+        break;
+      }
+      if (k == order_.size()) break;
     }
     for (size_t j = keep; j < order_.size(); ++j) row_[static_cast<size_t>(order_[j])] = kNegInf;
   }

@@ -67,6 +67,9 @@ class Sampler {
   int vocab_size() const { return vocab_size_; }
 
  private:
+  bool is_suppressed(int32_t id) const;
+  /// True when steps 1-3 can change the row beyond suppression (penalties, bias, min_tokens).
+  bool changes_logits(const SamplerSeqState& st) const;
   int vocab_size_;
   std::vector<int32_t> suppress_ids_;
   std::vector<int32_t> eos_ids_;

@@ -321,6 +321,19 @@ TEST(Engine, BackendFailureFailsTheBatchAndTheEngineKeepsServing) {
   EXPECT_EQ(b.engine->metrics().kv_blocks_used, 0);
 }
 
+TEST(Engine, ARequestFailingInDetokenizationFailsAloneAndTheOthersFinish) {
+  // Model vocabulary 70 > tokenizer vocabulary 64: a sampled id 65 cannot be decoded.
+  auto r = std::make_unique<FakeRunner>(70, 4, 64, 64, kWindow, 128);
+  r->transitions = {{38, 65}};
+  Engine engine(std::move(r), test::make_test_tokenizer(), GenerationConfig{}, EngineConfig{});
+  auto res = generate(engine, {{2, 7, 38}, {2, 7, 8}}, greedy(5));
+  ASSERT_TRUE(res[0].error);
+  EXPECT_NE(res[0].error->find("request gen-"), std::string::npos);
+  EXPECT_FALSE(res[1].error);
+  EXPECT_EQ(res[1].outputs[0].new_token_ids.size(), 5u);
+  EXPECT_EQ(engine.metrics().kv_blocks_used, 0);
+}
+
 TEST(Engine, ConcurrentClientsOnTheLoopThread) {
   auto b = build(cfg_of(8, 32, true, true), 100, 100);
   b.engine->start();

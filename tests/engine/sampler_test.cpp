@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <numeric>
 
 #include <gtest/gtest.h>
 
@@ -241,6 +242,53 @@ TEST(SamplingParams, ValidateNamesTheField) {
   p = {};
   p.min_p = 1.5f;
   EXPECT_NE(msg(p).find("min_p"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace quench
+
+namespace quench {
+namespace {
+
+TEST(Sampler, GreedyFastPathSkipsSuppressedIds) {
+  Fixture f;
+  f.p.temperature = 0.0f;
+  Sampler s(5, /*suppress=*/{4}, {});
+  EXPECT_EQ(s.sample(kLogits, f.st()).token_id, 1);  // 4 is the argmax but suppressed
+}
+
+TEST(Sampler, TopPOnALargeFlatVocabularyMatchesAFullSort) {
+  // 3000 ids with slowly decreasing logits: reaching top_p = 0.9 takes far more than 64 ids,
+  // so the head of the ranking must grow. Reference: full sort in the test.
+  const int V = 3000;
+  std::vector<float> row(V);
+  for (int i = 0; i < V; ++i) row[static_cast<size_t>(i)] = -0.001f * static_cast<float>((i * 7919) % V);
+  std::vector<int> order(V);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return row[a] != row[b] ? row[a] > row[b] : a < b; });
+  double total = 0;
+  for (float v : row) total += std::exp(static_cast<double>(v));
+  std::vector<bool> kept(V, false);
+  double before = 0, kept_mass = 0;
+  for (int j = 0; j < V; ++j) {
+    if (j > 0 && before >= 0.9 * total) break;
+    kept[static_cast<size_t>(order[j])] = true;
+    before += std::exp(static_cast<double>(row[order[j]]));
+  }
+  kept_mass = before;
+  int n_kept = 0;
+  for (bool k : kept) n_kept += k;
+  ASSERT_GT(n_kept, 1000);
+
+  Fixture f;
+  f.p.top_p = 0.9f;
+  f.p.logprobs = 0;
+  Sampler s(V, {}, {});
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    SampleResult r = s.sample(row, f.st(0, seed));
+    ASSERT_TRUE(kept[static_cast<size_t>(r.token_id)]) << r.token_id;
+    EXPECT_NEAR(r.logprob->logprob, row[static_cast<size_t>(r.token_id)] - std::log(kept_mass), 1e-4);
+  }
 }
 
 }  // namespace
