@@ -50,7 +50,9 @@ int group_size_of(const json& obj, const std::string& where, int def) {
   if (!obj["group_size"].is_number_integer()) {
     throw FormatError(where + ".group_size: expected an integer, found " + obj["group_size"].dump());
   }
-  return obj["group_size"].get<int>();
+  const int64_t g = obj["group_size"].get<int64_t>();
+  if (g <= 0 || g > 1 << 20) throw FormatError(where + ".group_size: " + obj["group_size"].dump() + " out of range");
+  return static_cast<int>(g);
 }
 
 void check_algo(QuantConfig& q, const std::string& where) {
@@ -210,7 +212,7 @@ QuantConfig QuantConfig::load(const std::filesystem::path& dir, const json& conf
     if (qc.contains("kv_cache_scheme") && !qc["kv_cache_scheme"].is_null()) {
       const json& kv = qc["kv_cache_scheme"];
       if (!kv.is_object()) throw FormatError(where + ".kv_cache_scheme: expected an object or null");
-      const bool is_float = kv.value("type", std::string()) == "float";
+      const bool is_float = kv.contains("type") && kv["type"].is_string() && kv["type"].get<std::string>() == "float";
       const int bits = kv.contains("num_bits") && kv["num_bits"].is_number_integer() ? kv["num_bits"].get<int>() : 0;
       if (!is_float || bits != 8) {
         throw UnsupportedError(where + ".kv_cache_scheme: " + kv.dump() + " (supported: type float, num_bits 8)");
