@@ -8,6 +8,7 @@
 #include "io/model_config.h"
 
 #include <cctype>
+#include <cstdint>
 #include <optional>
 
 #include "core/error.h"
@@ -61,13 +62,18 @@ class Reader {
   std::vector<int> get_int_list(const std::string& key, std::vector<int> def) const {
     if (!has(key)) return def;
     const json& v = obj_[key];
-    if (v.is_number_integer()) return {static_cast<int>(v.get<int64_t>())};
+    auto one = [&](const json& x) {
+      if (!x.is_number_integer()) throw FormatError(where(key) + ": expected integers, found " + x.dump());
+      const int64_t i = x.get<int64_t>();
+      if (i < 0 || i > INT32_MAX || (x.is_number_unsigned() && x.get<uint64_t>() > INT32_MAX)) {
+        throw FormatError(where(key) + ": token id " + x.dump() + " out of range");
+      }
+      return static_cast<int>(i);
+    };
+    if (v.is_number_integer()) return {one(v)};
     if (!v.is_array()) throw FormatError(where(key) + ": expected an integer or a list of integers, found " + v.dump());
     std::vector<int> out;
-    for (const auto& x : v) {
-      if (!x.is_number_integer()) throw FormatError(where(key) + ": expected integers, found " + x.dump());
-      out.push_back(static_cast<int>(x.get<int64_t>()));
-    }
+    for (const auto& x : v) out.push_back(one(x));
     return out;
   }
 

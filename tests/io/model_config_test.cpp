@@ -214,6 +214,8 @@ TEST(ModelConfig, MalformedValuesAreFormatErrorsNamingTheKey) {
   expect_error_naming<FormatError>(tiny_text({{"hidden_size", "64"}}), {"hidden_size", "integer"});
   expect_error_naming<FormatError>(tiny_text({{"hidden_size", 0}}), {"hidden_size", "> 0"});
   expect_error_naming<FormatError>(tiny_text({{"rms_norm_eps", "x"}}), {"rms_norm_eps"});
+  expect_error_naming<FormatError>(tiny_text({{"eos_token_id", {1, -5}}}), {"eos_token_id", "out of range"});
+  expect_error_naming<FormatError>(tiny_text({{"eos_token_id", "1"}}), {"eos_token_id"});
   expect_error_naming<FormatError>(tiny_text({{"attention_k_eq_v", 1}}), {"attention_k_eq_v"});
   expect_error_naming<FormatError>(tiny_text({{"layer_types", {"sliding_attention"}}}), {"layer_types", "1 entries"});
   expect_error_naming<FormatError>(tiny_text({{"num_key_value_heads", 3}}), {"not a multiple"});
