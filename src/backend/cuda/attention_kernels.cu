@@ -6,6 +6,7 @@
 // the KV head, so each K/V row is read once per block: scores with lanes splitting head_dim,
 // online softmax in fp32 (scale 1.0, gemma4-architecture.md §2.4), V accumulation with each thread
 // owning DPT columns for all G heads. A second kernel merges the splits.
+#include <algorithm>
 #include <cfloat>
 #include <cuda_fp8.h>
 
@@ -17,7 +18,12 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kKeyTile = 32;
-constexpr int kSplitKeys = 512;  // keys per split
+constexpr int kSplitKeysPrefill = 512;  // keys per split when many query tokens fill the GPU
+constexpr int kSplitKeysDecode = 64;    // few query tokens: short splits so blocks fill the SMs
+constexpr int kDecodeTokens = 64;       // at or below this many query tokens a step counts as decode
+constexpr int kDecodeHeadsPerBlock = 4; // decode: query heads of one KV head spread over blocks
+
+int split_keys_for(int T) { return T <= kDecodeTokens ? kSplitKeysDecode : kSplitKeysPrefill; }
 
 __device__ __forceinline__ float load_kv(const bf16* p, float) { return __bfloat162float(*p); }
 __device__ __forceinline__ float load_kv(const uint8_t* p, float scale) {
@@ -33,22 +39,25 @@ struct SplitOut {
 template <int G, int DPT, typename CacheT>
 __global__ void __launch_bounds__(kThreads) attention_kernel(const bf16* __restrict__ q, int Hq, int D, int window,
                                                              TokenMeta meta, BlockTables tables, KvLayerView cache,
-                                                             int splits, SplitOut part, bf16* __restrict__ out) {
+                                                             int splits, int split_keys, int head_groups,
+                                                             SplitOut part, bf16* __restrict__ out) {
   extern __shared__ float smem[];
   float* q_s = smem;                   // [G][D]
   float* p_s = q_s + G * D;            // [G][kKeyTile]
   float* alpha_s = p_s + G * kKeyTile; // [G]
-  const int t = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
+  const int t = blockIdx.x, split = blockIdx.z;
+  const int kvh = blockIdx.y / head_groups, hg = blockIdx.y % head_groups;
   const int Hkv = cache.num_heads;
+  const int hbase = kvh * (Hq / Hkv) + hg * G;  // first query head of this block
   const int pos = meta.pos[t], seq = meta.seq[t];
   const int lo_all = window > 0 ? max(0, pos - window + 1) : 0;
-  const int lo = lo_all + split * kSplitKeys;
-  const int hi = min(pos + 1, lo + kSplitKeys);  // exclusive
+  const int lo = lo_all + split * split_keys;
+  const int hi = min(pos + 1, lo + split_keys);  // exclusive
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 
   for (int i = threadIdx.x; i < G * D; i += kThreads) {
     const int g = i / D, d = i % D;
-    q_s[i] = __bfloat162float(q[(static_cast<size_t>(t) * Hq + kvh * G + g) * D + d]);
+    q_s[i] = __bfloat162float(q[(static_cast<size_t>(t) * Hq + hbase + g) * D + d]);
   }
   float acc[G][DPT];
 #pragma unroll
@@ -143,14 +152,14 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const bf16* __restr
 #pragma unroll
       for (int r = 0; r < DPT; ++r) {
         const int d = threadIdx.x + r * kThreads;
-        if (d < D) out[(static_cast<size_t>(t) * Hq + kvh * G + g) * D + d] = __float2bfloat16(acc[g][r] * inv);
+        if (d < D) out[(static_cast<size_t>(t) * Hq + hbase + g) * D + d] = __float2bfloat16(acc[g][r] * inv);
       }
     }
     return;
   }
 #pragma unroll
   for (int g = 0; g < G; ++g) {
-    const size_t row = (static_cast<size_t>(t) * Hq + kvh * G + g) * splits + split;
+    const size_t row = (static_cast<size_t>(t) * Hq + hbase + g) * splits + split;
 #pragma unroll
     for (int r = 0; r < DPT; ++r) {
       const int d = threadIdx.x + r * kThreads;
@@ -185,24 +194,26 @@ __global__ void combine_kernel(int Hq, int D, int splits, SplitOut part, bf16* _
   }
 }
 
-int num_splits(int window, int max_context) {
+int num_splits(int window, int max_context, int split_keys) {
   const int span = window > 0 ? min(window, max_context) : max_context;
-  return max(1, (span + kSplitKeys - 1) / kSplitKeys);
+  return max(1, (span + split_keys - 1) / split_keys);
 }
 
 template <int G, int DPT>
 void launch_gd(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
                KvLayerView cache, int splits, SplitOut part, bf16* out, cudaStream_t stream) {
   const size_t smem = (static_cast<size_t>(G) * D + G * kKeyTile + G) * sizeof(float);
-  dim3 grid(T, cache.num_heads, splits);
+  const int head_groups = (Hq / cache.num_heads) / G;
+  const int split_keys = split_keys_for(T);
+  dim3 grid(T, cache.num_heads * head_groups, splits);
   if (cache.fp8) {
     auto k = attention_kernel<G, DPT, uint8_t>;
     QUENCH_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    k<<<grid, kThreads, smem, stream>>>(q, Hq, D, window, meta, tables, cache, splits, part, out);
+    k<<<grid, kThreads, smem, stream>>>(q, Hq, D, window, meta, tables, cache, splits, split_keys, head_groups, part, out);
   } else {
     auto k = attention_kernel<G, DPT, bf16>;
     QUENCH_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    k<<<grid, kThreads, smem, stream>>>(q, Hq, D, window, meta, tables, cache, splits, part, out);
+    k<<<grid, kThreads, smem, stream>>>(q, Hq, D, window, meta, tables, cache, splits, split_keys, head_groups, part, out);
   }
   QUENCH_CUDA_LAUNCH_CHECK();
 }
@@ -221,7 +232,7 @@ void launch_g(int dpt, const bf16* q, int T, int Hq, int D, int window, TokenMet
 }  // namespace
 
 size_t attention_scratch_bytes(int T, int Hq, int D, int max_context) {
-  const int splits = num_splits(0, max_context);
+  const int splits = num_splits(0, max_context, split_keys_for(T));
   if (splits == 1) return 0;
   return static_cast<size_t>(T) * Hq * splits * (D + 2) * sizeof(float);
 }
@@ -231,9 +242,12 @@ void paged_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta 
   if (T == 0) return;
   const int Hkv = cache.num_heads;
   if (Hkv <= 0 || Hq % Hkv) throw InvalidArgument("paged_attention: num_heads must be a multiple of num_kv_heads");
-  const int G = Hq / Hkv;
+  const int Gtot = Hq / Hkv;
+  // Decode: a block takes at most kDecodeHeadsPerBlock of the heads sharing a KV head, so MQA
+  // layers (16 heads on one KV head) still spread over many blocks.
+  const int G = T <= kDecodeTokens ? std::min(Gtot, kDecodeHeadsPerBlock) : Gtot;
   const int dpt = D <= kThreads ? 1 : (D <= 2 * kThreads ? 2 : 4);
-  const int splits = num_splits(window, max_context);
+  const int splits = num_splits(window, max_context, split_keys_for(T));
   SplitOut part{};
   if (splits > 1) {
     part.acc = static_cast<float*>(scratch);
