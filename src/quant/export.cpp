@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -10,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"              // InvalidArgument, UnsupportedError
-#include "core/numeric.h"            // fp8e4m3_to_f32
+#include "core/numeric.h"            // fp8e4m3_to_f32, f16_to_f32
 #include "io/safetensors.h"          // Checkpoint, write_file_atomic
 #include "io/text_file.h"            // read_text_file
 #include "quant/calibration.h"       // ActivationAmax
@@ -54,9 +55,11 @@ double rel_l2_nvfp4(const std::vector<float>& w, const Nvfp4Tensor& q) {
 double rel_l2_fp8(const std::vector<float>& w, const std::vector<uint8_t>& q, float scale) {
   double num = 0.0, den = 0.0;
   const auto n = static_cast<int64_t>(w.size());
+  float table[256];
+  for (int i = 0; i < 256; ++i) table[i] = fp8e4m3_to_f32(static_cast<uint8_t>(i));
 #pragma omp parallel for reduction(+ : num, den) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const double x = w[i], d = x - static_cast<double>(fp8e4m3_to_f32(q[i]) * scale);
+    const double x = w[i], d = x - static_cast<double>(table[q[i]] * scale);
     num += d * d;
     den += x * x;
   }
@@ -64,6 +67,38 @@ double rel_l2_fp8(const std::vector<float>& w, const std::vector<uint8_t>& q, fl
 }
 
 void append_scalar(ShardedSafetensorsWriter& wr, const std::string& name, float v) { wr.append(name, &v, 4); }
+
+/// The whole weight as fp32 (exact for BF16/F16/F32), converted in parallel.
+std::vector<float> weight_to_f32(const TensorView& t) {
+  const int64_t n = t.numel();
+  std::vector<float> out(static_cast<std::size_t>(n));
+  if (t.dtype == DType::kBF16) {
+    const auto* src = reinterpret_cast<const uint16_t*>(t.data);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t bits = static_cast<uint32_t>(src[i]) << 16;
+      std::memcpy(&out[i], &bits, 4);
+    }
+  } else if (t.dtype == DType::kF16) {
+    const auto* src = reinterpret_cast<const uint16_t*>(t.data);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(src[i]);
+  } else {
+    std::memcpy(out.data(), t.data, static_cast<std::size_t>(n) * 4);
+  }
+  return out;
+}
+
+/// Copies a tensor's bytes from the mapping in 64 MB pieces, releasing each from RSS after writing.
+void append_passthrough(ShardedSafetensorsWriter& wr, const std::string& name, const TensorView& t) {
+  constexpr std::size_t kPiece = std::size_t{64} << 20;
+  if (t.nbytes == 0) wr.append(name, t.data, 0);
+  for (std::size_t off = 0; off < t.nbytes; off += kPiece) {
+    const std::size_t n = std::min(kPiece, t.nbytes - off);
+    wr.append(name, t.data + off, n);
+    release_mapped_pages(t.data + off, n);
+  }
+}
 
 }  // namespace
 
@@ -171,16 +206,14 @@ ExportReport export_quantized(const fs::path& in_dir, const fs::path& out_dir, c
   std::map<std::string, LinearReport> reports;
   for (const auto& s : steps) {
     if (s.group.empty()) {
-      const TensorView& t = ckpt.get(s.in_name);
-      wr.append(s.out_name, t.data, t.nbytes);
-      release_mapped_pages(t.data, t.nbytes);
+      append_passthrough(wr, s.out_name, ckpt.get(s.in_name));
       continue;
     }
     std::vector<std::vector<float>> w32;
     float group_amax = 0.0f, group_in_amax = 0.0f;
     for (const auto& m : s.group) {
       const TensorView& t = ckpt.get(m.module + ".weight");
-      w32.push_back(t.to_f32());
+      w32.push_back(weight_to_f32(t));
       release_mapped_pages(t.data, t.nbytes);
       group_amax = std::max(group_amax, abs_max(w32.back()));
       if (calib) {

@@ -18,6 +18,10 @@ inline constexpr float kE2M1Max = 6.0f;    ///< largest E2M1 magnitude
 inline constexpr float kE4M3Max = 448.0f;  ///< largest finite E4M3FN value
 inline constexpr int kNvfp4BlockSize = 16; ///< inputs per E4M3 block scale (ModelOpt group_size)
 
+/// E2M1 nibble of x (sign in bit 3) with ModelOpt's rounding (§1.3): the branch-free form the
+/// quantizer uses; equal to core's f32_to_e2m1 for every float.
+uint8_t nvfp4_e2m1_code(float x);
+
 /// max |v| over `values` (NaN is ignored; 0 for an empty span).
 float abs_max(std::span<const float> values);
 

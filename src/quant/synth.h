@@ -36,8 +36,8 @@ struct SynthOptions {
 std::vector<SynthTensor> synth_inventory(const nlohmann::json& config, bool multimodal);
 
 /// Value i (0-based, row-major) of tensor `t` for `seed`: deterministic, independent of chunking
-/// and thread count. Normal weights ~N(0, weight_std); norm weights 1 + N(0, 0.05); layer_scalar
-/// uniform in [0.75, 1.0]. Never all-zero or constant.
+/// and thread count. Normal weights ~N(0, weight_std) (Irwin-Hall approximation, |z| <= 3.46);
+/// norm weights 1 + 0.05 z; layer_scalar uniform in [0.75, 1.0]. Never all-zero or constant.
 float synth_value(const SynthTensor& t, uint64_t seed, float weight_std, uint64_t i);
 
 /// What synth_checkpoint wrote.

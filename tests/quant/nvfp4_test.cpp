@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "core/numeric.h"
 
 namespace quench {
 namespace {
@@ -79,6 +80,32 @@ TEST(Nvfp4, AllZeroTensorHasZeroCodesAndUnitScales) {
 TEST(Nvfp4, RejectsInputDimNotMultipleOf16) {
   std::vector<float> w(24, 1.0f);
   EXPECT_THROW(nvfp4_quantize(w, 1, 24, 1.0f), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace quench
+
+namespace quench {
+namespace {
+
+TEST(Nvfp4, BranchFreeCodeEqualsCoreCastOnEveryBf16AndRandomFloats) {
+  // core/numeric.h f32_to_e2m1 is the threshold form of spec §1.3; the quantizer's branch-free
+  // ModelOpt searchsorted form must agree everywhere (incl. ties, -0, infinities, NaN).
+  for (uint32_t b = 0; b < 0x10000; ++b) {
+    const float x = bf16_to_f32(static_cast<uint16_t>(b));
+    ASSERT_EQ(nvfp4_e2m1_code(x), f32_to_e2m1(x)) << "bf16 bits 0x" << std::hex << b;
+  }
+  uint64_t s = 12345;
+  for (int i = 0; i < 200000; ++i) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    float x;
+    const uint32_t bits = static_cast<uint32_t>(s >> 32);
+    std::memcpy(&x, &bits, 4);
+    if (std::isnan(x)) continue;
+    const float y = std::ldexp(static_cast<float>(static_cast<int32_t>(bits)) / 2147483648.0f, 3);  // (-8, 8)
+    ASSERT_EQ(nvfp4_e2m1_code(x), f32_to_e2m1(x)) << x;
+    ASSERT_EQ(nvfp4_e2m1_code(y), f32_to_e2m1(y)) << y;
+  }
 }
 
 }  // namespace
