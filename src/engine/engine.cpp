@@ -157,12 +157,13 @@ std::shared_ptr<RequestHandle> Engine::add_request(std::string request_id, std::
     if (prompt_ids[i] < 0 || prompt_ids[i] >= I.vocab_size)
       throw InvalidArgument(fmt::format("request {}: prompt token {} is id {}, outside the vocabulary [0, {})", request_id,
                                         i, prompt_ids[i], I.vocab_size));
-  params.validate(I.max_model_len, I.vocab_size);
+  params.validate(/*max_model_len=*/0, I.vocab_size);
   if (params.n > I.cfg.max_num_seqs)
     throw InvalidArgument(fmt::format("request {}: n = {} exceeds --max-num-seqs {}", request_id, params.n, I.cfg.max_num_seqs));
   if (!I.tok && !params.stop.empty())
     throw InvalidArgument(fmt::format("request {}: stop strings need a tokenizer; this engine has none", request_id));
-  // A sequence can never grow beyond max_model_len tokens.
+  // A sequence can never grow beyond max_model_len tokens: a larger max_tokens is clamped to the
+  // room left (it then ends with finish_reason length at the context end, as in vLLM's engine).
   params.max_tokens = std::min(params.max_tokens, I.max_model_len - static_cast<int>(prompt_ids.size()));
   params.min_tokens = std::min(params.min_tokens, params.max_tokens);
 
