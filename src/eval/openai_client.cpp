@@ -120,6 +120,9 @@ GenerationResult OpenAIClient::generate(const GenerationRequest& req) {
       return out;
     }
     last_error = "HTTP " + std::to_string(res->status) + ": " + error_message(res->body);
+    if (res->status == 400 && (last_error.find("context length") != std::string::npos ||
+                               last_error.find("context_length") != std::string::npos))
+      throw ContextLengthError("POST " + url_of(endpoint) + ": " + last_error);
     if (!retryable(res->status))
       throw InvalidArgument("POST " + url_of(endpoint) + " (model '" + impl_->model + "'): " + last_error);
     if (res->has_header("Retry-After")) {

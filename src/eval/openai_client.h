@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+
 namespace quench::eval {
 
 /// Where and how to connect.
@@ -36,6 +38,14 @@ struct GenerationRequest {
 struct GenerationResult {
   std::string text;
   std::string finish_reason;
+};
+
+/// A 400 whose message says the prompt plus budget exceed the model's context ("maximum context
+/// length", "context length", openai-api.md §6.4). The task loops record such an item as an
+/// empty response with finish_reason "context_length_exceeded" instead of stopping the run.
+class ContextLengthError : public InvalidArgument {
+ public:
+  using InvalidArgument::InvalidArgument;
 };
 
 /// A blocking client for one endpoint.

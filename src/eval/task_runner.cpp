@@ -27,6 +27,15 @@ struct Workers {
   std::vector<GenerateFn> gens_;
 };
 
+// Calls the generator; a context-length 400 becomes an empty reply (the item scores as failed).
+GenerationResult generate_or_overflow(GenerateFn& gen, const GenerationRequest& req) {
+  try {
+    return gen(req);
+  } catch (const ContextLengthError& e) {
+    return {"", "context_length_exceeded"};
+  }
+}
+
 }  // namespace
 
 int budget_for(const TaskOptions& opt, const std::string& task, int fallback) {
@@ -52,7 +61,7 @@ nlohmann::json run_mmlu(const std::vector<MmluQuestion>& questions, const MmluDa
     req.text = render_mmlu_prompt(q, shots);
     req.max_tokens = budget_for(opt, "mmlu", kMmluMaxTokens);
     req.temperature = opt.temperature;
-    const GenerationResult res = workers.get(w)(req);
+    const GenerationResult res = generate_or_overflow(workers.get(w), req);
     const auto ans = extract_mmlu_answer(res.text);
     const std::string gold(1, static_cast<char>('A' + q.answer));
     items[i] = {{"id", q.id},
@@ -103,7 +112,7 @@ nlohmann::json run_humaneval(const std::vector<HumanEvalProblem>& problems_in, c
     if (!opt.humaneval_chat) req.stop = humaneval_stop_sequences();
     req.max_tokens = budget_for(opt, "humaneval", kHumanEvalMaxTokens);
     req.temperature = opt.temperature;
-    const GenerationResult res = workers.get(w)(req);
+    const GenerationResult res = generate_or_overflow(workers.get(w), req);
     const std::string code = opt.humaneval_chat ? extract_code_block(res.text) : res.text;
     const std::string program = build_humaneval_program(p, code, opt.humaneval_chat);
     const HumanEvalVerdict v = judge_humaneval(p, program, opt.python, opt.sandbox);
@@ -149,7 +158,7 @@ nlohmann::json run_ifeval(const std::vector<IfevalItem>& items_in, const TaskOpt
     req.text = it.prompt;
     req.max_tokens = budget_for(opt, "ifeval", kIfevalMaxTokens);
     req.temperature = opt.temperature;
-    const GenerationResult res = workers.get(w)(req);
+    const GenerationResult res = generate_or_overflow(workers.get(w), req);
     verdicts[i] = judge_ifeval(it, res.text);
     nlohmann::json inst = nlohmann::json::array();
     bool all_s = true, all_l = true;

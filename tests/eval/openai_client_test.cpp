@@ -52,6 +52,12 @@ class FakeServer {
         return;
       }
       const std::string user = body["messages"][0]["content"];
+      if (user.find("TOO LONG") != std::string::npos) {
+        res.status = 400;
+        res.set_content(R"({"error":{"message":"This model's maximum context length is 4096 tokens. However, your request has 5000 input tokens.","type":"BadRequestError","param":null,"code":400}})",
+                        "application/json");
+        return;
+      }
       std::string reply = "Answer: B";
       if (user.find("```python") != std::string::npos)
         reply = "Here:\n```python\ndef add(a: int, b: int) -> int:\n    return a + b\n```";
@@ -149,6 +155,30 @@ TEST(OpenAIClient, ClientErrorsAreNotRetried) {
   o.api_key = "wrong";
   OpenAIClient bad(o, "toy");
   EXPECT_THROW(bad.generate({}), InvalidArgument);
+}
+
+TEST(OpenAIClient, ContextOverflowIsAnItemFailureNotARunFailure) {
+  FakeServer s;
+  OpenAIClient c(opts(s), "toy");
+  GenerationRequest r;
+  r.text = "TOO LONG";
+  EXPECT_THROW(c.generate(r), ContextLengthError);
+  EXPECT_EQ(s.chat_calls.load(), 1);
+  IfevalItem it;
+  it.key = "9";
+  it.prompt = "TOO LONG";
+  it.instruction_ids = {"punctuation:no_comma"};
+  it.kwargs = {json::object()};
+  it.checkers = {ifeval::make_checker("punctuation:no_comma", json::object(), "t")};
+  TaskOptions t;
+  t.progress = false;
+  const auto o = opts(s);
+  const auto res = run_ifeval({it}, t, [&](int) -> GenerateFn {
+    auto cl = std::make_shared<OpenAIClient>(o, "toy");
+    return [cl](const GenerationRequest& q) { return cl->generate(q); };
+  });
+  EXPECT_EQ(res["items"][0]["finish_reason"], "context_length_exceeded");
+  EXPECT_FALSE(res["items"][0]["follow_all_strict"].get<bool>());
 }
 
 TEST(OpenAIClient, ConnectionRefusedGivesUp) {
