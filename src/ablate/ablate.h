@@ -25,7 +25,7 @@ struct AblateJob {
   double heldout_fraction = 0.2;                 ///< split off the end of --a/--b when no held-out file is given
   std::vector<int> basis_layers;                 ///< `--basis-layers`; empty = pick `k` by separation
   int k = 4;                                     ///< `--k`
-  std::string edit_layers = "auto";              ///< "auto", "all" or a comma list / ranges ("3,5-9")
+  std::string edit_layers = "auto";              ///< "auto" (blocks 1..L-1), "all" or a comma list / ranges ("3,5-9")
   SubspaceOptions subspace;                      ///< --projected, --biprojected
   EditOptions edit;                              ///< --targets, --scale, --norm-preserving
   PromptFormat format;                           ///< --chat-template, --system

@@ -93,8 +93,8 @@ const bool registered = quench::cli::register_verb(
        app.add_option("--basis-layers", o->basis_layers, "Layers whose difference-of-means directions span the removed "
                                                          "subspace, e.g. 24,37,39,26");
        app.add_option("--k", o->k, "Pick the K layers with the best A/B separation (default 4)")->check(CLI::Range(1, 1 << 16));
-       app.add_option("--edit-layers", o->edit_layers, "Layers to edit: auto (half the layers, largest A-B write "
-                                                       "along the subspace), all, or a list 10-20,23");
+       app.add_option("--edit-layers", o->edit_layers, "Layers to edit: auto (every block but the first), all, "
+                                                       "or a list 10-20,23");
        app.add_option("--targets", o->targets, "Writers to edit: o_proj,down_proj[,embed] (default o_proj,down_proj)");
        app.add_option("--scale", o->scale, "alpha: 1 removes the subspace fully (default 1)");
        app.add_flag("--projected", o->projected, "Remove each direction's component along its layer's B mean");

@@ -77,7 +77,7 @@ const fs::path& ablated_model() {
     std::ostringstream cmd;
     cmd << kQuench << " ablate " << kModel << " " << model << " --a " << kTrain / "weather_train.txt" << " --b "
         << kTrain / "other_train.txt" << " --heldout-a " << kData / "weather.txt" << " --heldout-b " << kData / "other.txt"
-        << " --k 4 --projected --biprojected --marker \"" << kMarker << "\" --max-kl 0.1 > " << dir / "ablate.out" << " 2>&1";
+        << " --k 4 --projected --biprojected --edit-layers 1-11 --marker \"" << kMarker << "\" --max-kl 0.1 > " << dir / "ablate.out" << " 2>&1";
     const int rc = run_cmd(cmd.str());
     if (rc != 0) ADD_FAILURE() << cmd.str() << "\nrc " << rc << "\n" << read_all(dir / "ablate.out");
     std::printf("%s", read_all(dir / "ablate.out").c_str());
