@@ -6,16 +6,36 @@
 
 #include "cli/verb.h"
 #include "core/error.h"
+#include "eval/mmlu.h"
 #include "quant/quantize.h"
+#include "quant/skill_eval.h"
 
 namespace {
 
 struct QuantizeCliOptions {
-  std::string in_dir, out_dir, scheme = "nvfp4-mlp", calib, heldout, report, kv_cache_dtype = "auto";
+  std::string in_dir, out_dir, scheme = "nvfp4-mlp", calib, heldout, report, kv_cache_dtype = "auto", skills;
+  int skill_limit = 0;
   std::vector<std::string> exclude;
   int calib_samples = 16, calib_seq_len = 256, quality_samples = 6;
   double max_shard_gb = 5.0;
 };
+
+/// The small model's SKILLS.md sets under `dir`: arithmetic.jsonl (last integer of the reply) and
+/// mmlu/ zero-shot (quench eval's MMLU prompt and answer extraction).
+std::vector<std::pair<std::string, std::vector<quench::SkillItem>>> load_skill_sets(const std::string& dir, int limit) {
+  using namespace quench;
+  std::vector<std::pair<std::string, std::vector<SkillItem>>> sets;
+  sets.emplace_back("arithmetic", load_arithmetic_items(dir + "/arithmetic.jsonl", limit));
+  const eval::MmluData data = eval::load_mmlu(dir + "/mmlu");
+  std::vector<SkillItem> mc;
+  for (const auto& q : eval::sample_mmlu(data, 0, 0, limit)) {
+    const char want = static_cast<char>('A' + q.answer);
+    mc.push_back({eval::render_mmlu_prompt(q, {}),
+                  [want](const std::string& reply) { return eval::extract_mmlu_answer(reply) == want; }});
+  }
+  sets.emplace_back("multiple_choice_0shot", std::move(mc));
+  return sets;
+}
 
 int run(const QuantizeCliOptions& o) {
   using namespace quench;
@@ -35,6 +55,7 @@ int run(const QuantizeCliOptions& o) {
   job.quality_samples = o.quality_samples;
   job.heldout_file = o.heldout;
   job.report_file = o.report;
+  if (!o.skills.empty()) job.skills = load_skill_sets(o.skills, o.skill_limit);
   QuantizeResult r = run_quantize(job);
   std::fputs(format_quantize_summary(job, r).c_str(), stdout);
   return 0;
@@ -68,6 +89,11 @@ const bool registered = quench::cli::register_verb(
        app.add_option("--heldout", o->heldout, "Held-out text file (same formats as --calib; default built-in)")
            ->check(CLI::ExistingFile);
        app.add_option("--report", o->report, "Also write the JSON report here (always in OUT_DIR/quantization_report.json)");
+       app.add_option("--skills", o->skills,
+                      "Directory of skill sets (arithmetic.jsonl, mmlu/) scored on the BF16 and quantized model, "
+                      "e.g. tests/data/small_model")
+           ->check(CLI::ExistingDirectory);
+       app.add_option("--skill-limit", o->skill_limit, "Items per skill set (0 = all)");
        app.add_option("--max-shard-size", o->max_shard_gb, "Max GB of tensor data per safetensors shard (default 5)");
        return [o] { return run(*o); };
      }});

@@ -13,6 +13,7 @@
 #include "quant/calibration_text.h"  // load_calibration_texts, builtin_*
 #include "quant/memory.h"            // peak_rss_bytes
 #include "quant/staging_dir.h"       // StagingDir
+#include "tokenizer/generation_config.h"  // GenerationConfig
 #include "tokenizer/tokenizer.h"     // Tokenizer
 
 namespace fs = std::filesystem;
@@ -47,7 +48,7 @@ nlohmann::ordered_json report_json(const QuantizeJob& job, const QuantizeResult&
   j["renamed_tensors"] = e.renamed;
   j["copied_files"] = e.copied_files;
   j["seconds"] = {{"total", r.seconds_total}, {"calibration", r.seconds_calibration},
-                  {"export", r.seconds_export}, {"quality", r.seconds_quality}};
+                  {"export", r.seconds_export}, {"quality", r.seconds_quality}, {"skills", r.seconds_skills}};
   j["peak_rss_bytes"] = r.peak_rss_bytes;
   if (r.calibration)
     j["calibration"] = {{"source", job.calib_file.empty() ? "built-in" : job.calib_file.string()},
@@ -87,6 +88,11 @@ nlohmann::ordered_json report_json(const QuantizeJob& job, const QuantizeResult&
   } else {
     j["quality"] = nullptr;
   }
+  nlohmann::ordered_json skills = nlohmann::ordered_json::object();
+  for (const auto& c : r.skills)
+    skills[c.bf16.name] = {{"items", c.bf16.total}, {"bf16", c.bf16.accuracy()}, {"quantized", c.quantized.accuracy()},
+                           {"delta_points", 100.0 * (c.quantized.accuracy() - c.bf16.accuracy())}};
+  j["skills"] = skills;
   j["layers"] = layers;
   return j;
 }
@@ -97,7 +103,7 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
   const auto t0 = std::chrono::steady_clock::now();
   QuantizeResult r;
   const fs::path tok_path = job.in_dir / "tokenizer.json";
-  const bool need_tokenizer = job.calib.max_samples > 0 || job.quality_samples > 0;
+  const bool need_tokenizer = job.calib.max_samples > 0 || job.quality_samples > 0 || !job.skills.empty();
   if (need_tokenizer && !fs::exists(tok_path))
     throw InvalidArgument(fmt::format("{}: no tokenizer.json; calibration and the quality report need it "
                                       "(pass --calib-samples 0 --quality-samples 0 for a weight-only NVFP4 export)",
@@ -138,6 +144,18 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
                                tokenize_samples(*tok, texts, bos, job.calib.seq_len, job.quality_samples));
     r.seconds_quality = seconds_since(t);
   }
+  // 4. skills (greedy chat replies) before and after
+  if (!job.skills.empty()) {
+    const auto t = std::chrono::steady_clock::now();
+    if (!tok) tok.emplace(Tokenizer::load(tok_path));
+    if (!ref) ref = Model::load(job.in_dir);
+    auto quant = Model::load(staging.path());
+    const std::vector<int32_t> stops = GenerationConfig::load(job.in_dir).eos_token_ids;
+    for (const auto& [name, items] : job.skills)
+      r.skills.push_back({score_skill(name, *ref, *tok, items, stops, job.skill_max_new_tokens),
+                          score_skill(name, *quant, *tok, items, stops, job.skill_max_new_tokens)});
+    r.seconds_skills = seconds_since(t);
+  }
   r.seconds_total = seconds_since(t0);
   r.peak_rss_bytes = peak_rss_bytes();
   r.report = report_json(job, r);
@@ -169,6 +187,10 @@ std::string format_quantize_summary(const QuantizeJob& job, const QuantizeResult
                      "BF16 {:.3f} -> quantized {:.3f} ({} positions)\n",
                      r.quality->kl_mean, r.quality->kl_max, 100.0 * r.quality->top1_agreement, r.quality->ppl_ref,
                      r.quality->ppl_quant, r.quality->positions);
+  for (const auto& c : r.skills)
+    s += fmt::format("  skill {:<24} BF16 {:.1f}% -> quantized {:.1f}% ({:+.1f} points, {} items)\n", c.bf16.name,
+                     100.0 * c.bf16.accuracy(), 100.0 * c.quantized.accuracy(),
+                     100.0 * (c.quantized.accuracy() - c.bf16.accuracy()), c.bf16.total);
   s += fmt::format("  report: {}\n", (job.out_dir / "quantization_report.json").string());
   return s;
 }

@@ -12,6 +12,7 @@
 #include "quant/calibration.h"  // CalibrationOptions, ActivationAmax
 #include "quant/export.h"       // ExportOptions, ExportReport
 #include "quant/quality.h"      // LogitQuality
+#include "quant/skill_eval.h"   // SkillItem, SkillScore
 
 namespace quench {
 
@@ -24,6 +25,14 @@ struct QuantizeJob {
   int quality_samples = 6;            ///< held-out texts for KL / top-1 / perplexity (0 = skip)
   std::filesystem::path heldout_file; ///< empty = built-in held-out texts
   std::filesystem::path report_file;  ///< extra copy of the JSON report (empty = only OUT_DIR/quantization_report.json)
+  /// Named skill sets scored (greedy chat replies) on the BF16 and the quantized model.
+  std::vector<std::pair<std::string, std::vector<SkillItem>>> skills;
+  int skill_max_new_tokens = 48;
+};
+
+/// One skill before and after quantization.
+struct SkillComparison {
+  SkillScore bf16, quantized;
 };
 
 /// Outcome of a job (also written as JSON).
@@ -31,6 +40,8 @@ struct QuantizeResult {
   ExportReport export_report;
   std::optional<ActivationAmax> calibration;
   std::optional<LogitQuality> quality;
+  std::vector<SkillComparison> skills;
+  double seconds_skills = 0.0;
   double seconds_total = 0.0, seconds_calibration = 0.0, seconds_export = 0.0, seconds_quality = 0.0;
   std::size_t peak_rss_bytes = 0;
   nlohmann::ordered_json report;      ///< the JSON written to quantization_report.json
