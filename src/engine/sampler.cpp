@@ -143,40 +143,59 @@ SampleResult Sampler::sample(std::span<const float> logits, const SamplerSeqStat
     return res;
   }
 
-  // 5. temperature
+  // 5. temperature; from here on only the candidates (finite logits) are visited.
   const float t = std::max(p.temperature, 0.01f);
   float mx = kNegInf;
-  for (float& v : row_) {
+  cand_.clear();
+  for (int32_t i = 0; i < vocab_size_; ++i) {
+    float& v = row_[static_cast<size_t>(i)];
     v /= t;
+    if (!std::isfinite(v)) continue;
+    cand_.push_back(i);
     mx = std::max(mx, v);
   }
-  if (!std::isfinite(mx)) throw InvalidArgument("Sampler: every token id is masked (-inf) after suppression, bias and penalties");
-  // 6. min_p: p_i < min_p * p_max  <=>  exp(l_i - l_max) < min_p
+  if (cand_.empty()) throw InvalidArgument("Sampler: every token id is masked (-inf) after suppression, bias and penalties");
+  auto drop = [&](auto pred) {
+    size_t w = 0;
+    for (int32_t id : cand_) {
+      if (pred(id)) row_[static_cast<size_t>(id)] = kNegInf;
+      else cand_[w++] = id;
+    }
+    cand_.resize(w);
+  };
+  // 6. min_p: p_i < min_p * p_max  <=>  l_i - l_max < log(min_p)
   if (p.min_p > 0.0f) {
     const double log_thr = std::log(static_cast<double>(p.min_p));
-    for (float& v : row_)
-      if (static_cast<double>(v) - mx < log_thr) v = kNegInf;
+    drop([&](int32_t id) { return static_cast<double>(row_[static_cast<size_t>(id)]) - mx < log_thr; });
   }
-  // 7a. top_k: keep values >= the k-th largest
-  if (p.top_k > 0 && p.top_k < vocab_size_) {
-    std::vector<float> vals(row_);
-    std::nth_element(vals.begin(), vals.begin() + (p.top_k - 1), vals.end(), std::greater<float>());
-    const float kth = vals[static_cast<size_t>(p.top_k - 1)];
-    for (float& v : row_) if (v < kth) v = kNegInf;
+  // 7a. top_k: keep values >= the k-th largest (ties with it included)
+  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < cand_.size()) {
+    // The k-th largest value: a min-heap of the k best seen (one comparison for most ids).
+    const size_t k = static_cast<size_t>(p.top_k);
+    vals_.clear();
+    for (int32_t id : cand_) {
+      const float v = row_[static_cast<size_t>(id)];
+      if (vals_.size() < k) {
+        vals_.push_back(v);
+        std::push_heap(vals_.begin(), vals_.end(), std::greater<float>());
+      } else if (v > vals_.front()) {
+        std::pop_heap(vals_.begin(), vals_.end(), std::greater<float>());
+        vals_.back() = v;
+        std::push_heap(vals_.begin(), vals_.end(), std::greater<float>());
+      }
+    }
+    const float kth = vals_.front();
+    drop([&](int32_t id) { return row_[static_cast<size_t>(id)] < kth; });
   }
   // 7b. top_p over the renormalised survivors, most likely first. Only the head of the ranking
   // is sorted: k grows (64, 256, ...) until the k best reach the mass, so a 262k vocabulary is not
   // sorted whole for every token.
-  if (p.top_p < 1.0f) {
-    order_.clear();
+  auto weight = [&](int32_t id) { return static_cast<double>(std::exp(row_[static_cast<size_t>(id)] - mx)); };
+  if (p.top_p < 1.0f && cand_.size() > 1) {
     double total = 0.0;
-    for (int32_t i = 0; i < vocab_size_; ++i) {
-      const float v = row_[static_cast<size_t>(i)];
-      if (!std::isfinite(v)) continue;
-      order_.push_back(i);
-      total += std::exp(static_cast<double>(v) - mx);
-    }
+    for (int32_t id : cand_) total += weight(id);
     const double target = static_cast<double>(p.top_p) * total;
+    order_.assign(cand_.begin(), cand_.end());
     auto rank = [&](int32_t a, int32_t b) { return ranks_before(row_, a, b); };
     size_t keep = order_.size();
     for (size_t k = std::min<size_t>(64, order_.size());; k = std::min(order_.size(), k * 4)) {
@@ -185,32 +204,57 @@ SampleResult Sampler::sample(std::span<const float> logits, const SamplerSeqStat
       size_t j = 0;
       for (; j < k; ++j) {
         if (j > 0 && before >= target) break;
-        before += std::exp(static_cast<double>(row_[static_cast<size_t>(order_[j])]) - mx);
+        before += weight(order_[j]);
       }
-      if (j < k || (before >= target && j == k)) {
+      if (j < k || before >= target) {
         keep = j;
         break;
       }
       if (k == order_.size()) break;
     }
-    for (size_t j = keep; j < order_.size(); ++j) row_[static_cast<size_t>(order_[j])] = kNegInf;
+    if (keep < order_.size()) {
+      for (size_t j = keep; j < order_.size(); ++j) row_[static_cast<size_t>(order_[j])] = kNegInf;
+      order_.resize(keep);
+      std::sort(order_.begin(), order_.end());  // back to ascending ids for the draw
+      cand_.swap(order_);
+    }
   }
-  // 8. draw by inverse CDF over ascending ids
+  // 8. draw by inverse CDF over the candidates in ascending id order
+  weights_.resize(cand_.size());
   double total = 0.0;
-  for (float v : row_) if (std::isfinite(v)) total += std::exp(static_cast<double>(v) - mx);
+  for (size_t j = 0; j < cand_.size(); ++j) total += (weights_[j] = weight(cand_[j]));
   const double target = seeded_uniform(st.seed, static_cast<uint64_t>(st.index), static_cast<uint64_t>(st.num_output_tokens)) * total;
   double cum = 0.0;
-  int32_t chosen = -1;
-  for (int32_t i = 0; i < vocab_size_; ++i) {
-    const float v = row_[static_cast<size_t>(i)];
-    if (!std::isfinite(v)) continue;
-    chosen = i;
-    cum += std::exp(static_cast<double>(v) - mx);
-    if (cum > target) break;
+  int32_t chosen = cand_.back();
+  for (size_t j = 0; j < cand_.size(); ++j) {
+    cum += weights_[j];
+    if (cum > target) {
+      chosen = cand_[j];
+      break;
+    }
   }
   res.token_id = chosen;
-  if (p.logprobs) res.logprob = make_logprob(log_softmax(row_), chosen, *p.logprobs);
+  if (p.logprobs) res.logprob = candidate_logprob(chosen, *p.logprobs, mx + std::log(total));
   return res;
+}
+
+TokenLogprob Sampler::candidate_logprob(int32_t token, int top_n, double lse) {
+  // log_softmax restricted to the candidates (every other id is -inf, reported as -9999).
+  TokenLogprob out;
+  out.token_id = token;
+  out.logprob = clamp_logprob(static_cast<float>(static_cast<double>(row_[static_cast<size_t>(token)]) - lse));
+  const size_t n = std::min<size_t>(static_cast<size_t>(top_n), static_cast<size_t>(vocab_size_));
+  if (n == 0) return out;
+  order_.assign(cand_.begin(), cand_.end());
+  const size_t head = std::min(n, order_.size());
+  std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(head), order_.end(),
+                    [&](int32_t a, int32_t b) { return ranks_before(row_, a, b); });
+  for (size_t j = 0; j < head; ++j)
+    out.top.emplace_back(order_[j], clamp_logprob(static_cast<float>(static_cast<double>(row_[static_cast<size_t>(order_[j])]) - lse)));
+  // Fewer candidates than asked: the rest are -inf ids, lowest ids first (as a full ranking would list them).
+  for (int32_t id = 0; out.top.size() < n && id < vocab_size_; ++id)
+    if (!std::isfinite(row_[static_cast<size_t>(id)])) out.top.emplace_back(id, kLogprobFloor);
+  return out;
 }
 
 }  // namespace quench

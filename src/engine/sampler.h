@@ -75,6 +75,12 @@ class Sampler {
   std::vector<int32_t> eos_ids_;
   std::vector<float> row_;          ///< working copy of the logits row
   std::vector<int32_t> order_;      ///< scratch for top-k/top-p sorting
+  std::vector<int32_t> cand_;       ///< ids still possible (finite logits), ascending after truncation
+  std::vector<double> weights_;     ///< exp(l - l_max) of cand_, for the draw
+  std::vector<float> vals_;         ///< scratch for the top-k threshold
+
+  /// Logprob of `token` and the top_n best, with `lse` = log-sum-exp of the candidates' logits.
+  TokenLogprob candidate_logprob(int32_t token, int top_n, double lse);
 };
 
 /// log_softmax of `row` (fp32, computed in double). -inf stays -inf.

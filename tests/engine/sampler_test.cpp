@@ -293,3 +293,25 @@ TEST(Sampler, TopPOnALargeFlatVocabularyMatchesAFullSort) {
 
 }  // namespace
 }  // namespace quench
+
+namespace quench {
+namespace {
+
+TEST(Sampler, TopKKeepsEveryIdTiedWithTheKth) {
+  Fixture f;
+  f.p.top_k = 2;
+  f.p.logprobs = 0;
+  Sampler s(5, {}, {});
+  const std::vector<float> tied{1.0f, 3.0f, 3.0f, 2.0f, 3.0f};
+  std::map<int, int> seen;
+  for (uint64_t seed = 0; seed < 300; ++seed) {
+    SampleResult r = s.sample(tied, f.st(0, seed));
+    ++seen[r.token_id];
+    EXPECT_NEAR(r.logprob->logprob, -std::log(3.0), 1e-5);  // three equal survivors
+  }
+  EXPECT_EQ(seen.size(), 3u);
+  EXPECT_TRUE(seen.count(1) && seen.count(2) && seen.count(4));
+}
+
+}  // namespace
+}  // namespace quench
