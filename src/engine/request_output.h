@@ -21,10 +21,11 @@ const char* finish_reason_name(FinishReason r);
 
 /// Log-probability of one generated token.
 ///
-/// Logprobs are log_softmax of the *processed* distribution the token was drawn from: after
-/// logit_bias, suppression, penalties and temperature, before top-k/top-p/min-p truncation
-/// (vLLM's "processed_logprobs" mode without the truncation). Greedy requests (temperature 0)
-/// use temperature 1, i.e. the penalised logits. -inf (a suppressed token) is reported as -9999.
+/// Logprobs are log_softmax of the distribution the token was drawn from (see engine/sampler.h):
+/// after suppression, logit_bias, penalties, temperature and the min_p / top_k / top_p truncation
+/// (vLLM's "processed_logprobs" mode). Greedy requests (temperature 0) report the penalised logits
+/// at temperature 1 without truncation. -inf (a suppressed or truncated id) is reported as -9999
+/// (OpenAI's clamp), so every value is JSON-finite.
 struct TokenLogprob {
   int32_t token_id = 0;
   float logprob = 0.0f;
