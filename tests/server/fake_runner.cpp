@@ -33,10 +33,42 @@ uint64_t fnv1a(const std::vector<int32_t>& ids) {
   return h;
 }
 
+/// Id of a word token of the test vocabulary.
+int32_t word_id(const std::string& w) {
+  auto words = word_tokens();
+  for (size_t i = 0; i < words.size(); ++i)
+    if (words[i] == w) return TestVocab::kFirstWord + static_cast<int32_t>(i);
+  return TestVocab::kUnk;
+}
+
+/// Thinking mode (the prompt holds <|think|>): after "<|turn>model\n" the model writes
+/// `<|channel>thought\n the answer<channel|> sixty eight<eos>`; returns the scripted token or -1.
+int32_t thinking_script(const std::vector<int32_t>& visible) {
+  bool thinking = false;
+  size_t last_turn = 0;
+  for (size_t i = 0; i < visible.size(); ++i) {
+    if (visible[i] == TestVocab::kThink) thinking = true;
+    if (visible[i] == TestVocab::kTurnOpen) last_turn = i;
+  }
+  if (!thinking) return -1;
+  const size_t header = 1 + 6;  // <|turn> m o d e l \n
+  if (visible.size() < last_turn + header) return -1;
+  size_t g = visible.size() - last_turn - header;
+  static const std::vector<int32_t> script = {
+      TestVocab::kChannelOpen, word_id("t"), word_id("h"), word_id("o"), word_id("u"), word_id("g"), word_id("h"),
+      word_id("t"), TestVocab::kByte0 + 0x0A, word_id("\xE2\x96\x81" "the"), word_id("\xE2\x96\x81" "answer"),
+      TestVocab::kChannelClose, word_id("\xE2\x96\x81" "sixty"), word_id("\xE2\x96\x81" "eight"), TestVocab::kEos};
+  return g < script.size() ? script[g] : TestVocab::kEos;
+}
+
 /// The fake model: logits for the next token after `visible`.
 void fake_logits(const std::vector<int32_t>& visible, int vocab, float* out) {
   const int32_t kE4 = TestVocab::kByte0 + 0xE4, kB8 = TestVocab::kByte0 + 0xB8, kAD = TestVocab::kByte0 + 0xAD;
   for (int v = 0; v < vocab; ++v) out[v] = v >= TestVocab::kFirstWord ? 0.0f : -20.0f;
+  if (int32_t t = thinking_script(visible); t >= 0) {
+    out[t] = 30.0f;
+    return;
+  }
   int32_t last = visible.empty() ? -1 : visible.back();
   if (last == kE4) { out[kB8] = 30.0f; return; }
   if (last == kB8) { out[kAD] = 30.0f; return; }

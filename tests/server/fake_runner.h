@@ -10,7 +10,9 @@
 // and byte tokens, 0 for word tokens, +10 for the target token t = text_tokens[h % |text|] where
 // h = FNV-1a of the visible ids, +8 and +7 for two runners-up. Exceptions that exercise the
 // server: after the byte token <0xE4> come <0xB8> then <0xAD> (the 3 bytes of U+4E2D, so a
-// character spans three tokens); when h % 23 == 0 the target is <eos> (id 1).
+// character spans three tokens); when h % 23 == 0 the target is <eos> (id 1). When the prompt
+// holds <|think|> (thinking on), the reply is scripted: `<|channel>thought\n the answer<channel|>
+// sixty eight<eos>`, so the thought-channel split can be checked through HTTP.
 #pragma once
 
 #include <chrono>

@@ -266,3 +266,44 @@ TEST_F(AuthRoutes, ApiKeyGuardsV1Only) {
 
 }  // namespace
 }  // namespace quench::test
+
+namespace quench::test {
+namespace {
+
+TEST_F(Routes, ThinkingSplitsReasoningContent) {
+  // The fake model answers thinking prompts with `<|channel>thought\n the answer<channel|> sixty eight<eos>`.
+  json body = chat_body({{"chat_template_kwargs", {{"enable_thinking", true}}}, {"max_tokens", 30}});
+  auto [status, j] = server_->post("/v1/chat/completions", body);
+  ASSERT_EQ(status, 200) << j.dump();
+  const json& msg = j["choices"][0]["message"];
+  EXPECT_EQ(msg["reasoning_content"], " the answer");
+  EXPECT_EQ(msg["reasoning"], " the answer");
+  EXPECT_EQ(msg["content"], " sixty eight");
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
+
+  body["stream"] = true;
+  auto c = server_->client();
+  auto r = c->Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(r);
+  std::string reasoning, content;
+  for (const auto& p : sse_payloads(r->body)) {
+    if (p == "[DONE]") continue;
+    const json e = json::parse(p);
+    for (const auto& ch : e["choices"]) {
+      if (ch["delta"].contains("reasoning_content")) reasoning += ch["delta"]["reasoning_content"].get<std::string>();
+      if (ch["delta"].contains("content")) content += ch["delta"]["content"].get<std::string>();
+    }
+  }
+  EXPECT_EQ(reasoning, " the answer");
+  EXPECT_EQ(content, " sixty eight");
+
+  body["stream"] = false;
+  body["include_reasoning"] = false;
+  auto [s2, j2] = server_->post("/v1/chat/completions", body);
+  ASSERT_EQ(s2, 200);
+  EXPECT_EQ(j2["choices"][0]["message"]["reasoning_content"], nullptr);
+  EXPECT_EQ(j2["choices"][0]["message"]["content"], " sixty eight");
+}
+
+}  // namespace
+}  // namespace quench::test
