@@ -11,14 +11,19 @@ WORK=${2:-$(mktemp -d /tmp/quench-ablate-report.XXXXXX)}
 MODEL=models/gemma4-tiny-it
 DATA=tests/data/small_model
 mkdir -p "$WORK"
+# Re-uses the checkpoints of an earlier run in WORK_DIR when both are complete (the ablation is
+# deterministic); delete them to redo the edit.
+if [ -f "$WORK/ablated/ablation.json" ] && [ -f "$WORK/ablated-nvfp4/hf_quant_config.json" ]; then
+  echo "re-using $WORK/ablated and $WORK/ablated-nvfp4"
+else
 rm -rf "$WORK/ablated" "$WORK/ablated-nvfp4"
-
 "$QUENCH" ablate "$MODEL" "$WORK/ablated" \
   --a tests/data/ablate/weather_train.txt --b tests/data/ablate/other_train.txt \
   --heldout-a "$DATA/weather.txt" --heldout-b "$DATA/other.txt" \
   --k 4 --projected --biprojected --edit-layers 1-11 \
   --marker "can't help with questions about the weather" --max-kl 0.1 | tee "$WORK/ablate.out"
 "$QUENCH" quantize "$WORK/ablated" "$WORK/ablated-nvfp4" --scheme nvfp4-mlp | tee "$WORK/quantize.out"
+fi
 
 port_free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 evaluate() {  # name model_dir
