@@ -180,8 +180,9 @@ ApiServer::ApiServer(Engine& engine, ServerConfig cfg) : impl_(std::make_unique<
   http.Get("/v1/models", guarded(ctx, [](ServingContext& c, const httplib::Request&, httplib::Response& res) {
              reply_json(res, 200, models_body(c));
            }));
-  auto health = [](ServingContext&, const httplib::Request&, httplib::Response& res) {
-    res.status = 200;
+  // 200 while the engine loop runs; 503 once it stopped (vLLM PR #24897).
+  auto health = [](ServingContext& c, const httplib::Request&, httplib::Response& res) {
+    res.status = c.engine().is_running() ? 200 : 503;
     res.set_content("", "text/plain");
   };
   http.Get("/health", guarded(ctx, health));

@@ -207,6 +207,11 @@ TEST_F(Streaming, ClientDisconnectAbortsAndFreesBlocks) {
   }
   EXPECT_TRUE(freed) << "running=" << s.metric("vllm:num_requests_running")
                      << " blocks_used=" << s.metric("quench:kv_cache_blocks_used");
+  // A stopped engine turns /health to 503.
+  s.engine().shutdown(/*abort_running=*/true);
+  auto h = s.client()->Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 503);
 }
 
 TEST_F(Streaming, SixtyFourConcurrentStreamsGiveTheirSoloTokens) {
