@@ -19,7 +19,7 @@ struct EngineLoadOptions {
   std::string kv_cache_dtype = "auto";///< --kv-cache-dtype: auto (bf16) | bf16 | fp8 | fp8_e4m3 | fp32
   int num_kv_blocks = 0;              ///< --num-kv-blocks per KV group; 0 = sized from the limits below
   int block_size = 16;                ///< tokens per KV block
-  double kv_cache_memory_gib = 2.0;   ///< cap on automatic KV sizing (CPU stand-in for --gpu-memory-utilization)
+  double kv_cache_memory_gib = 1.0;   ///< cap on automatic KV sizing (CPU stand-in for --gpu-memory-utilization)
   std::string device = "cpu";         ///< --device: cpu (cuda once its backend exists)
 };
 
