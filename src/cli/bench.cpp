@@ -1,6 +1,6 @@
 // quench/cli/bench.cpp: `quench bench`: load generator for an OpenAI-compatible endpoint or an in-process engine.
 //
-//   quench bench --base-url http://127.0.0.1:8000 --num-prompts 64 --concurrency 16 \
+//   quench bench --base-url http://127.0.0.1:8000 --num-prompts 64 --concurrency 16
 //                --input-len 128 --output-len 128 [--endpoint chat] [--out result.json]
 //   quench bench --model models/gemma4-tiny-it --concurrency 1 ...   (engine without HTTP)
 //
