@@ -146,7 +146,6 @@ void parse_common(const JsonFields& f, CommonRequest& r, int vocab_size) {
     r.include_usage = sf.opt_bool("include_usage").value_or(true);
     r.continuous_usage_stats = sf.opt_bool("continuous_usage_stats").value_or(false);
   }
-  r.request_id = f.opt_string("request_id");
 }
 
 /// Joins text parts of a content array (OpenAI part list) with "\n".

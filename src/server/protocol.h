@@ -31,7 +31,6 @@ struct CommonRequest {
   bool stream = false;
   bool include_usage = false;           ///< stream_options.include_usage (true once stream_options is sent)
   bool continuous_usage_stats = false;  ///< stream_options.continuous_usage_stats
-  std::optional<std::string> request_id;  ///< vLLM extra `request_id`
 };
 
 /// One chat message after validation; content parts are joined with "\n" (vLLM "string" format).

@@ -139,7 +139,9 @@ void serve_completion(ServingContext& ctx, const httplib::Request& req, httplib:
   auto t0 = std::chrono::steady_clock::now();
   RequestLogEntry log;
   log.route = req.path;
-  std::string id = ctx.new_request_id("cmpl");
+  // X-Request-Id, when sent, becomes the id stem (vLLM); a duplicate of a running id is a 400.
+  std::string stem = req.get_header_value("X-Request-Id");
+  std::string id = stem.empty() || stem.size() > 128 ? ctx.new_request_id("cmpl") : "cmpl-" + stem;
   log.request_id = id;
   try {
     if (ctx.draining()) throw ApiError(503, "ServiceUnavailableError", "the server is shutting down");

@@ -66,6 +66,12 @@ TEST_F(Routes, ChatCompletionShape) {
   EXPECT_EQ(u["total_tokens"], u["prompt_tokens"].get<int>() + u["completion_tokens"].get<int>());
 }
 
+TEST_F(Routes, RequestIdHeaderIsTheIdStem) {
+  auto [status, j] = server_->post("/v1/chat/completions", chat_body(), {{"X-Request-Id", "abc123"}});
+  ASSERT_EQ(status, 200);
+  EXPECT_EQ(j["id"], "chatcmpl-abc123");
+}
+
 TEST_F(Routes, ModelIsOptional) {
   json b = chat_body();
   b.erase("model");
