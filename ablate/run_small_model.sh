@@ -20,7 +20,7 @@ rm -rf "$WORK/ablated" "$WORK/ablated-nvfp4"
 "$QUENCH" ablate "$MODEL" "$WORK/ablated" \
   --a tests/data/ablate/weather_train.txt --b tests/data/ablate/other_train.txt \
   --heldout-a "$DATA/weather.txt" --heldout-b "$DATA/other.txt" \
-  --k 4 --projected --biprojected --edit-layers 1-11 \
+  --k 2 --projected --biprojected --edit-layers 1-11 \
   --marker "can't help with questions about the weather" --max-kl 0.1 | tee "$WORK/ablate.out"
 "$QUENCH" quantize "$WORK/ablated" "$WORK/ablated-nvfp4" --scheme nvfp4-mlp | tee "$WORK/quantize.out"
 fi
