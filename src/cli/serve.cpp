@@ -13,6 +13,9 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "server/api_server.h"
+#ifdef QUENCH_HAVE_CUDA
+#include "backend/cuda/cuda_runner.h"
+#endif
 #include "server/engine_loader.h"
 #include "server/serving_context.h"
 
@@ -49,6 +52,19 @@ int run_serve(ServeOptions& o) {
   if (o.gpu_memory_utilization <= 0.0 || o.gpu_memory_utilization > 1.0)
     throw InvalidArgument("--gpu-memory-utilization must be in (0, 1], got " + std::to_string(o.gpu_memory_utilization));
   o.server.model_root = o.model_dir;
+  if (o.load.device == "cuda") {
+#ifdef QUENCH_HAVE_CUDA
+    o.load.make_runner = [](std::shared_ptr<const Model> model, const KvCacheConfig& kv) -> std::unique_ptr<ModelRunner> {
+      return std::make_unique<cuda::CudaModelRunner>(std::move(model), kv);
+    };
+    // Automatic KV sizing on the GPU: a budget of gpu_memory_utilization x 20 GiB (--num-kv-blocks overrides).
+    o.load.kv_cache_memory_gib = 20.0 * o.gpu_memory_utilization;
+#else
+    throw InvalidArgument("--device cuda: this quench was built without the CUDA backend");
+#endif
+  } else if (o.load.device != "cpu") {
+    throw InvalidArgument("--device must be cpu or cuda, got '" + o.load.device + "'");
+  }
 
   auto engine = server::load_engine(o.model_dir, o.load);
   engine->start();

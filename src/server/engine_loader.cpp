@@ -22,7 +22,7 @@ KvCacheDtype parse_kv_cache_dtype(const std::string& s) {
 }
 
 std::unique_ptr<Engine> load_engine(const std::filesystem::path& model_dir, const EngineLoadOptions& opts) {
-  if (opts.device != "cpu")
+  if (opts.device != "cpu" && !opts.make_runner)
     throw UnsupportedError(fmt::format("--device {}: only 'cpu' is available in this build", opts.device));
   std::shared_ptr<const Model> model = Model::load(model_dir);
   const ModelConfig& mc = model->config();
@@ -49,9 +49,10 @@ std::unique_ptr<Engine> load_engine(const std::filesystem::path& model_dir, cons
   }
   kv.num_blocks_full = blocks;
   kv.num_blocks_sliding = mc.num_layers_of(LayerType::kSliding) > 0 ? blocks : 0;
-  auto runner = std::make_unique<CpuModelRunner>(model, kv);
-  quench::log().info("quench: loaded {} ({} layers, vocab {}), KV cache {} blocks x {} tokens per group, max_model_len {}",
-               model_dir.string(), mc.num_hidden_layers, mc.vocab_size, blocks, kv.block_size, max_len);
+  std::unique_ptr<ModelRunner> runner =
+      opts.device == "cpu" ? std::make_unique<CpuModelRunner>(model, kv) : opts.make_runner(model, kv);
+  quench::log().info("quench: loaded {} on {} ({} layers, vocab {}), KV cache {} blocks x {} tokens per group, max_model_len {}",
+               model_dir.string(), runner->name(), mc.num_hidden_layers, mc.vocab_size, blocks, kv.block_size, max_len);
   return std::make_unique<Engine>(std::move(runner), std::move(tok), std::move(gen), ec);
 }
 

@@ -5,13 +5,23 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "backend/backend.h"
 #include "engine/engine.h"
 
+namespace quench {
+class Model;
+}
+
 namespace quench::server {
+
+/// Builds the backend for a loaded model and KV-cache config (e.g. the CUDA runner, which only
+/// the executable links). Throws what the backend throws (no device, out of memory ...).
+using RunnerFactory =
+    std::function<std::unique_ptr<ModelRunner>(std::shared_ptr<const Model>, const KvCacheConfig&)>;
 
 /// `quench serve` / `quench bench --model` options that shape the engine (vLLM flag names).
 struct EngineLoadOptions {
@@ -20,7 +30,8 @@ struct EngineLoadOptions {
   int num_kv_blocks = 0;              ///< --num-kv-blocks per KV group; 0 = sized from the limits below
   int block_size = 16;                ///< tokens per KV block
   double kv_cache_memory_gib = 1.0;   ///< cap on automatic KV sizing (CPU stand-in for --gpu-memory-utilization)
-  std::string device = "cpu";         ///< --device: cpu (cuda once its backend exists)
+  std::string device = "cpu";         ///< --device: "cpu" (built in) or any device make_runner serves
+  RunnerFactory make_runner;          ///< required when device != "cpu" (the CLI passes the CUDA runner)
 };
 
 /// Parses --kv-cache-dtype; throws InvalidArgument naming the flag and the allowed values.
