@@ -154,8 +154,12 @@ SandboxResult run_sandboxed(const std::vector<std::string>& argv, const std::str
     dup2(in_pipe[0], 0);
     dup2(out_pipe[1], 1);
     dup2(err_pipe[1], 2);
-    for (int fd = 3; fd < 1024; ++fd)
-      if (fd != status_pipe[1]) close(fd);
+    // Keep only 0-2 and the status pipe (moved to fd 3, close-on-exec); close every other fd the
+    // parent had open (sockets of an HTTP client, other children's pipes).
+    if (status_pipe[1] != 3) dup2(status_pipe[1], 3);
+    fcntl(3, F_SETFD, FD_CLOEXEC);
+    if (close_range(4, ~0U, 0) != 0)
+      for (int fd = 4; fd < 65536; ++fd) close(fd);
     if (chdir(workdir.c_str()) != 0) _exit(125);
     set_limit(RLIMIT_CPU, opt.cpu_seconds, opt.cpu_seconds + 1);
     set_limit(RLIMIT_AS, opt.memory_bytes, opt.memory_bytes);
@@ -164,7 +168,7 @@ SandboxResult run_sandboxed(const std::vector<std::string>& argv, const std::str
     set_limit(RLIMIT_CORE, 0, 0);
     execvpe(cargv[0], cargv.data(), cenv.data());
     const char c = kStatusExecFailed;
-    (void)!write(status_pipe[1], &c, 1);
+    (void)!write(3, &c, 1);
     _exit(127);
   }
 

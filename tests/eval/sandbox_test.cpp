@@ -2,6 +2,9 @@
 // group (including a forked child), rlimits, and network isolation where the OS allows it.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <csignal>
 
@@ -88,6 +91,14 @@ TEST(Sandbox, NoNetworkWhenIsolated) {
       "", {}, quick());
   EXPECT_TRUE(r.network_isolated);
   EXPECT_NE(r.stdout_text.find("blocked"), std::string::npos) << r.stdout_text << r.stderr_text;
+}
+
+TEST(Sandbox, ParentFileDescriptorsAreNotInherited) {
+  const int fd = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC on purpose
+  ASSERT_GE(fd, 0);
+  const auto r = run_sandboxed({"sh", "-c", "ls /proc/self/fd"}, "", {}, quick());
+  ::close(fd);
+  EXPECT_EQ(r.stdout_text, "0\n1\n2\n3\n");  // 3 is ls's own handle on /proc/self/fd
 }
 
 TEST(Sandbox, MissingProgramIsReportedNotThrown) {
