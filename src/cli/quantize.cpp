@@ -14,7 +14,7 @@ namespace {
 
 struct QuantizeCliOptions {
   std::string in_dir, out_dir, scheme = "nvfp4-mlp", calib, heldout, report, kv_cache_dtype = "auto", skills;
-  int skill_limit = 0;
+  int skill_limit = 0, skill_max_new_tokens = 128;
   std::vector<std::string> exclude;
   int calib_samples = 16, calib_seq_len = 256, quality_samples = 6;
   double max_shard_gb = 5.0;
@@ -56,6 +56,7 @@ int run(const QuantizeCliOptions& o) {
   job.heldout_file = o.heldout;
   job.report_file = o.report;
   if (!o.skills.empty()) job.skills = load_skill_sets(o.skills, o.skill_limit);
+  job.skill_max_new_tokens = o.skill_max_new_tokens;
   QuantizeResult r = run_quantize(job);
   std::fputs(format_quantize_summary(job, r).c_str(), stdout);
   return 0;
@@ -94,6 +95,9 @@ const bool registered = quench::cli::register_verb(
                       "e.g. tests/data/small_model")
            ->check(CLI::ExistingDirectory);
        app.add_option("--skill-limit", o->skill_limit, "Items per skill set (0 = all)");
+       app.add_option("--skill-max-new-tokens", o->skill_max_new_tokens,
+                      "Greedy reply budget per skill item (default 128)")
+           ->check(CLI::Range(1, 1 << 16));
        app.add_option("--max-shard-size", o->max_shard_gb, "Max GB of tensor data per safetensors shard (default 5)");
        return [o] { return run(*o); };
      }});

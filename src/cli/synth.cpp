@@ -52,7 +52,9 @@ int run(const SynthCliOptions& o) {
     shards = rep.num_shards;
   } else {
     // BF16 into a sibling staging dir, then through the quantizer (weight-only: no tokenizer).
-    StagingDir bf16(fs::path(o.out_dir).string() + ".bf16");
+    fs::path out_path(o.out_dir);
+    if (out_path.filename().empty()) out_path = out_path.parent_path();  // "dir/" -> "dir"
+    StagingDir bf16(out_path.string() + ".bf16");
     rep = synth_checkpoint(config, bf16.path(), so);
     ExportOptions eo;
     eo.scheme = QuantScheme::kNvfp4Mlp;

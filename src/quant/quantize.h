@@ -27,7 +27,7 @@ struct QuantizeJob {
   std::filesystem::path report_file;  ///< extra copy of the JSON report (empty = only OUT_DIR/quantization_report.json)
   /// Named skill sets scored (greedy chat replies) on the BF16 and the quantized model.
   std::vector<std::pair<std::string, std::vector<SkillItem>>> skills;
-  int skill_max_new_tokens = 48;
+  int skill_max_new_tokens = 128;
 };
 
 /// One skill before and after quantization.

@@ -67,6 +67,27 @@ TEST(QuantizeCli, SynthThenQuantizeWeightOnly) {
   EXPECT_NE(rc5, 0);
 }
 
+TEST(QuantizeCli, SynthNvfp4MlpGoesThroughTheQuantizer) {
+  test::ScratchDir root("clinv");
+  {
+    std::ofstream(root.path / "config.json") << test::tiny_config().dump();
+  }
+  auto [rc, out] = sh(kQuench + " synth " + (root.path / "config.json").string() + " " + (root.path / "nv/").string() +
+                      " --dtype nvfp4-mlp --seed 5");
+  ASSERT_EQ(rc, 0) << out;
+  const auto hf = read_json_file(root.path / "nv" / "hf_quant_config.json");
+  EXPECT_EQ(hf["quantization"]["quant_algo"], "W4A16_NVFP4");
+  const Checkpoint c = Checkpoint::open(root.path / "nv");
+  EXPECT_EQ(c.get("model.language_model.layers.0.mlp.up_proj.weight").dtype, DType::kU8);
+  EXPECT_TRUE(c.has("model.vision_embedder.patch_dense.weight"));
+  int entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(root.path)) {
+    (void)e;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 2);  // config.json and nv: the BF16 staging directory is gone
+}
+
 TEST(CalibrationText, PlainTextSplitsAtBlankLinesAndJsonlReadsText) {
   test::ScratchDir d("text");
   {
