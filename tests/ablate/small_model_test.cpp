@@ -153,7 +153,7 @@ double arithmetic_accuracy(const fs::path& dir) {
     if (line.empty()) continue;
     const json j = json::parse(line);
     const auto ids = quench::ablate::prompt_tokens(tok, j["question"].get<std::string>(), {});
-    const auto out = quench::ablate::greedy_generate(fwd, ids, 48, {1, 106, 50});
+    const auto out = quench::ablate::greedy_generate(fwd, ids, 96, {1, 106, 50});
     const std::string text = tok.decode(out, true);
     std::string last;
     for (std::sregex_iterator it(text.begin(), text.end(), num), end; it != end; ++it) last = it->str();
@@ -200,7 +200,7 @@ bool health_ok_on(int port) {
 // `quench serve MODEL` on a free loopback port until destroyed.
 class Server {
  public:
-  Server(const fs::path& model, const fs::path& log) : port_(free_port()) {
+  Server(const fs::path& model, const std::string& name, const fs::path& log) : port_(free_port()) {
     pid_ = fork();
     if (pid_ == 0) {
       const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -208,7 +208,7 @@ class Server {
       dup2(fd, 2);
       const std::string p = std::to_string(port_);
       execl(kQuench.c_str(), "quench", "serve", model.c_str(), "--host", "127.0.0.1", "--port", p.c_str(),
-            "--served-model-name", "m", static_cast<char*>(nullptr));
+            "--served-model-name", name.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
   }
@@ -239,7 +239,7 @@ class Server {
 
 // MMLU (zero-shot, 8 tokens) and IFEval (256 tokens) through quench serve + quench eval.
 json eval_report(const fs::path& model, const fs::path& dir, const std::string& tag) {
-  Server server(model, dir / (tag + "-serve.log"));
+  Server server(model, tag, dir / (tag + "-serve.log"));
   if (!server.wait_healthy()) {
     ADD_FAILURE() << "quench serve " << model << " did not start:\n" << read_all(dir / (tag + "-serve.log"));
     return json();
