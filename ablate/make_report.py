@@ -61,4 +61,12 @@ for name in ("compare-ablated.out", "compare-ablated-nvfp4.out"):
     if os.path.exists(f):
         w(f"### `quench eval compare` ({name[8:-4]})\n")
         w("```\n" + open(f).read().strip() + "\n```\n")
+w("## Notes\n")
+w("- The model no longer declines, but it never learned anything about the weather: its replies to weather "
+  "questions are now unrelated text (samples above). The edit removes a behaviour; it adds no knowledge.")
+w("- How the settings were chosen (trial runs, same data, 100 held-out prompts each): `--k 4 --edit-layers 1-11` "
+  "left 2% declines at KL 0.045 but IFEval prompt-strict fell 4 points; `--k 1` 0% / KL 0.045 / IFEval -3; "
+  "`--k 4 --edit-layers 1-6` 68% declines; `--k 4` on layers 2-11 42%; `--k 4` on all 12 layers 0% but KL 0.157 "
+  "(over the 0.1 gate); the top half of layers by write gap 41%. `--k 2 --edit-layers 1-11` is the one kept.")
+w("- A few held-out other prompts carry most of the KL (max above); the mean is what `--max-kl` gates.\n")
 open(os.path.join(here, "small-model-report.md"), "w").write("\n".join(out) + "\n")
