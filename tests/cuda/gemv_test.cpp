@@ -106,7 +106,11 @@ TEST_P(GemvTest, Nvfp4MatchesDequantizedReference) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, GemvTest,
                          ::testing::Values(Shape{64, 64, 1}, Shape{256, 3840, 1}, Shape{513, 1024, 3},
-                                           Shape{3840, 15360, 1}, Shape{15360, 3840, 8}, Shape{100, 512, 5}));
+                                           Shape{3840, 15360, 1}, Shape{15360, 3840, 8}, Shape{100, 512, 5}),
+                         [](const ::testing::TestParamInfo<Shape>& i) {
+                           return "N" + std::to_string(i.param.N) + "_K" + std::to_string(i.param.K) + "_M" +
+                                  std::to_string(i.param.M);
+                         });
 
 }  // namespace
 }  // namespace quench
