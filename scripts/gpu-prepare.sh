@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the GPU binaries HERE (nvcc 13.0, sm_90a + PTX) and gathers them with the few shared
-# libraries the GPU host's image lacks into .carry/gpu-bin/ (git-ignored), which a device call
-# names in `carry`. The GPU host has no Debian dev packages and no internet, so we ship binaries
+# Builds the GPU binaries HERE (nvcc 13.0, sm_90a + PTX) and packs them with the few shared
+# libraries the GPU host's image lacks into .carry/gpu-bin.tgz (git-ignored, compressed so the
+# working tree + carry stays under the device tool's 64 MiB), which a device call names in `carry`. The GPU host has no Debian dev packages and no internet, so we ship binaries
 # rather than build there; its own CUDA 13 runtime, cuBLAS and libstdc++ are used.
 # Usage: scripts/gpu-prepare.sh [build-dir]
 set -euo pipefail
@@ -12,9 +12,10 @@ cmake --build "$B" --target quench test_cuda -j "$(nproc)"
 D=.carry/gpu-bin
 rm -rf "$D" && mkdir -p "$D/lib"
 cp "$B/quench" "$B/test_cuda" "$D/"
-strip --strip-debug "$D/quench" "$D/test_cuda"
+strip --strip-all "$D/quench" "$D/test_cuda"
 for bin in "$D/quench" "$D/test_cuda"; do
-  ldd "$bin" | awk '/=> \//{print $3}' | grep -E 'libfmt|libspdlog|libcpp-httplib|libxxhash|libgomp|libssl|libcrypto|libbrotli|libz\.' |
+  ldd "$bin" | awk '/=> \//{print $3}' | grep -E 'libfmt|libspdlog|libcpp-httplib|libxxhash|libgomp|libssl|libcrypto' |
     while read -r lib; do cp -Ln "$lib" "$D/lib/" 2>/dev/null || true; done
 done
-du -sh "$D"
+tar -C .carry -czf .carry/gpu-bin.tgz gpu-bin && rm -rf "$D"
+du -sh .carry/gpu-bin.tgz

@@ -19,6 +19,17 @@ size_t kv_elem_bytes(KvCacheDtype d) { return d == KvCacheDtype::kFP8E4M3 ? 1 : 
 
 }  // namespace
 
+int require_cuda_device() {
+  int n = 0;
+  const cudaError_t err = cudaGetDeviceCount(&n);
+  if (err != cudaSuccess || n == 0)
+    throw CudaError(fmt::format("no CUDA device is available ({}); use --device cpu",
+                                err != cudaSuccess ? cudaGetErrorString(err) : "0 devices"));
+  int d = 0;
+  QUENCH_CUDA_CHECK(cudaGetDevice(&d));
+  return d;
+}
+
 size_t CudaModelRunner::kv_block_bytes(const ModelConfig& cfg, int block_size, KvCacheDtype dtype, bool sliding) {
   size_t b = 0;
   for (const LayerConfig& l : cfg.layers)
@@ -29,7 +40,6 @@ size_t CudaModelRunner::kv_block_bytes(const ModelConfig& cfg, int block_size, K
 
 CudaModelRunner::CudaModelRunner(std::shared_ptr<const Model> model, const KvCacheConfig& kv_config)
     : model_(std::move(model)), kv_config_(kv_config) {
-  if (!cuda_device_available()) throw CudaError("no CUDA device is available");
   if (kv_config_.block_size < 1) throw InvalidArgument("CUDA runner: block_size must be >= 1");
   if (kv_config_.dtype == KvCacheDtype::kFP32)
     throw UnsupportedError("CUDA runner: fp32 KV cache is not supported (use bf16 or fp8_e4m3)");

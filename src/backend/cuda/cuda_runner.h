@@ -25,6 +25,10 @@ class Model;
 
 namespace quench::cuda {
 
+/// Returns the current device index; throws CudaError("no CUDA device is available ...") when
+/// there is none (checked before any CUDA library is initialised).
+int require_cuda_device();
+
 class CudaModelRunner : public ModelRunner {
  public:
   /// Uploads the weights and allocates the KV pools on the current device. Throws CudaError
@@ -66,6 +70,7 @@ class CudaModelRunner : public ModelRunner {
   int run_step(std::span<const SeqStep> batch);
   void ensure_capacity(int T, int S, int max_blocks, int n_logits, int max_context);
 
+  int device_ = require_cuda_device();  // first member: fails with a clear message before cuBLAS starts
   std::shared_ptr<const Model> model_;
   KvCacheConfig kv_config_;
   DeviceWeights weights_;
