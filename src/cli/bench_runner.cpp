@@ -76,6 +76,12 @@ double attention_flops(const ModelConfig& c, int n) {
 }
 
 int run(const Options& o) {
+  if (o.batch_sizes.empty()) throw InvalidArgument("--batch-sizes: give at least one batch size");
+  for (int b : o.batch_sizes)
+    if (b < 1) throw InvalidArgument(fmt::format("--batch-sizes: {} is not >= 1", b));
+  if (o.context < 1) throw InvalidArgument(fmt::format("--context must be >= 1, got {}", o.context));
+  if (o.decode_steps < 1) throw InvalidArgument(fmt::format("--decode-steps must be >= 1, got {}", o.decode_steps));
+  if (o.prefill_len < 0 || o.ttft_len < 0) throw InvalidArgument("--prefill-len and --ttft-len must be >= 0");
   std::shared_ptr<const Model> model = Model::load(o.model);
   const ModelConfig& cfg = model->config();
   const int bs = 16;

@@ -31,6 +31,11 @@ std::unique_ptr<Engine> load_engine(const std::filesystem::path& model_dir, cons
 
   EngineConfig ec = opts.engine;
   int max_len = ec.max_model_len > 0 ? ec.max_model_len : mc.max_position_embeddings;
+  // Checked before any KV memory is sized or allocated (a huge value must not reach the allocator).
+  if (ec.max_model_len < 0) throw InvalidArgument(fmt::format("--max-model-len must be >= 0, got {}", ec.max_model_len));
+  if (mc.max_position_embeddings > 0 && max_len > mc.max_position_embeddings)
+    throw InvalidArgument(fmt::format("--max-model-len {} exceeds the model's max_position_embeddings {}",
+                                      ec.max_model_len, mc.max_position_embeddings));
   if (opts.block_size < 1) throw InvalidArgument(fmt::format("block size must be >= 1, got {}", opts.block_size));
   KvCacheConfig kv;
   kv.block_size = opts.block_size;
