@@ -4,8 +4,21 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include "core/log.h"
+#include "engine/request_output.h"
+#include "server/generation_job.h"
 
 namespace quench::server {
+
+void fill_from_job(RequestLogEntry& e, const GenerationJob& job) {
+  e.prompt_tokens = job.prompt_tokens();
+  e.completion_tokens = job.completion_tokens();
+  e.cached_tokens = job.cached_tokens();
+  e.finish.clear();
+  for (int i = 0; i < job.num_choices(); ++i) {
+    const auto& fr = job.choice(i).finish_reason;
+    e.finish += (i ? "," : "") + std::string(fr ? finish_reason_name(*fr) : "none");
+  }
+}
 
 std::string format_request_log(const RequestLogEntry& e) {
   std::string line = fmt::format(

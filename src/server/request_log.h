@@ -22,6 +22,11 @@ struct RequestLogEntry {
   std::optional<std::string> prompt;  ///< only with --log-prompts
 };
 
+class GenerationJob;
+/// Copies a finished job's token counts and comma-separated finish reasons ("stop,length"; "none"
+/// for a choice that has none) into the entry.
+void fill_from_job(RequestLogEntry& e, const GenerationJob& job);
+
 /// Formats the entry as one line (no newline); the prompt is JSON-quoted so it stays on one line.
 std::string format_request_log(const RequestLogEntry& e);
 /// Writes format_request_log(e) to the log.

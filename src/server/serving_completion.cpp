@@ -163,13 +163,7 @@ void serve_completion(ServingContext& ctx, const httplib::Request& req, httplib:
     struct Guard { std::atomic<int>& n; ~Guard() { --n; } } guard{ctx.in_flight()};
     job->wait_all();
     reply_json(res, 200, full_response(ctx, setup, *job, id));
-    log.prompt_tokens = job->prompt_tokens();
-    log.completion_tokens = job->completion_tokens();
-    log.cached_tokens = job->cached_tokens();
-    for (int i = 0; i < job->num_choices(); ++i) {
-      const auto& fr = job->choice(i).finish_reason;
-      log.finish += (i ? "," : "") + std::string(fr ? finish_reason_name(*fr) : "none");
-    }
+    fill_from_job(log, *job);
   } catch (const ApiError& e) {
     ctx.count_request(e.status());
     reply_error(res, e);

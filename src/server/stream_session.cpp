@@ -22,10 +22,8 @@ StreamSession::~StreamSession() {
 void StreamSession::finish_log(const std::string& finish) {
   logged_ = true;
   log_.latency_ms = ms_since(t0_);
-  log_.prompt_tokens = job_->prompt_tokens();
-  log_.completion_tokens = job_->completion_tokens();
-  log_.cached_tokens = job_->cached_tokens();
-  log_.finish = finish;
+  fill_from_job(log_, *job_);
+  if (!finish.empty()) log_.finish = finish;  // empty: the job's own finish reasons
   log_request(log_);
 }
 
@@ -60,13 +58,7 @@ bool StreamSession::pump(httplib::DataSink& sink) {
   if (out.empty() && std::chrono::steady_clock::now() - last_write_ > std::chrono::seconds(1)) out = sse_comment();
   if (!write(sink, out)) return false;
   if (done_) {
-    std::string reasons;
-    for (int c = 0; c < job_->num_choices(); ++c) {
-      const auto& fr = job_->choice(c).finish_reason;
-      if (c) reasons += ',';
-      reasons += fr ? finish_reason_name(*fr) : "none";
-    }
-    finish_log(reasons);
+    finish_log({});
     sink.done();
   }
   return true;

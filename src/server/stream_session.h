@@ -45,6 +45,7 @@ class StreamSession {
 
  private:
   bool write(httplib::DataSink& sink, const std::string& s);
+  /// Writes the request log line; `finish` overrides the job's finish reasons when not empty.
   void finish_log(const std::string& finish);
 
   std::unique_ptr<GenerationJob> job_;
