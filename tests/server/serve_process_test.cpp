@@ -13,6 +13,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -29,7 +30,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const fs::path kQuench = fs::path(QUENCH_BINARY_DIR) / "quench";
+// $QUENCH_BIN overrides the build tree's binary (the GPU host runs prebuilt binaries elsewhere).
+const fs::path kQuench = std::getenv("QUENCH_BIN") ? fs::path(std::getenv("QUENCH_BIN"))
+                                                   : fs::path(QUENCH_BINARY_DIR) / "quench";
 const fs::path kTokenizerDir = fs::path(QUENCH_SOURCE_DIR) / "models" / "gemma4-tiny-it";
 
 /// A temp directory removed at scope exit.
@@ -114,6 +117,10 @@ class ServeProcess {
       close(out_pipe[0]);
       std::vector<std::string> args = {kQuench.string(), "serve", model.string(), "--host", "127.0.0.1", "--port", "0"};
       args.insert(args.end(), extra.begin(), extra.end());
+      if (test_device() != "cpu") {
+        args.push_back("--device");
+        args.push_back(test_device());
+      }
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);

@@ -3,7 +3,12 @@
 
 #include <sstream>
 
+#include <cstdlib>
+
 #include "server/engine_loader.h"
+#ifdef QUENCH_HAVE_CUDA
+#include "backend/cuda/cuda_runner.h"
+#endif
 #include "server/fake_runner.h"
 #include "tokenizer/generation_config.h"
 #include "tokenizer/tokenizer.h"
@@ -16,6 +21,18 @@ TestServer::TestServer(TestServerOptions opts) {
     lo.engine = opts.engine;
     lo.num_kv_blocks = opts.num_blocks;
     lo.block_size = opts.block_size;
+    if (test_device() == "cuda") {
+      // QUENCH_TEST_DEVICE=cuda: the real-model server tests run on the GPU runner (H200 host,
+      // scripts/gpu-check.sh); without the CUDA backend the setting is an error, not a silent CPU run.
+#ifdef QUENCH_HAVE_CUDA
+      lo.device = "cuda";
+      lo.make_runner = [](std::shared_ptr<const Model> model, const KvCacheConfig& kv) -> std::unique_ptr<ModelRunner> {
+        return std::make_unique<cuda::CudaModelRunner>(std::move(model), kv);
+      };
+#else
+      throw UnsupportedError("QUENCH_TEST_DEVICE=cuda but this build has no CUDA backend");
+#endif
+    }
     engine_ = server::load_engine(opts.model_dir, lo);
     if (opts.server.model_root.empty()) opts.server.model_root = opts.model_dir.string();
   } else {
@@ -90,6 +107,11 @@ std::vector<std::string> sse_payloads(const std::string& body) {
 }
 
 std::filesystem::path tiny_model_dir() { return std::filesystem::path(QUENCH_SOURCE_DIR) / "models" / "gemma4-tiny-it"; }
+
+std::string test_device() {
+  const char* d = std::getenv("QUENCH_TEST_DEVICE");
+  return d && *d ? d : "cpu";
+}
 
 bool tiny_model_present() {
   auto d = tiny_model_dir();

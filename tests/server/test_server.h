@@ -54,6 +54,9 @@ class TestServer {
 /// Parses an SSE body into its data payloads (without the "data: " prefix), in order.
 std::vector<std::string> sse_payloads(const std::string& body);
 
+/// The device real-model tests run on: $QUENCH_TEST_DEVICE ("cpu" when unset; "cuda" on the GPU host).
+std::string test_device();
+
 /// True when models/gemma4-tiny-it holds a loadable checkpoint.
 bool tiny_model_present();
 std::filesystem::path tiny_model_dir();
