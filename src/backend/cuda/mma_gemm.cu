@@ -1,0 +1,519 @@
+// quench/backend/cuda/mma_gemm.cu: the weight-only tensor-core GEMM of mma_gemm.h.
+//
+// Tiling. A block is 4 warps; warp w owns MT tiles of 16 W rows (rows row0 + (w*MT + t)*16 ..)
+// and all 8*NT tokens of the block's token tile. K is walked in chunks of 64 bytes of W per row
+// (bf16: 32 k, FP8: 64 k, NVFP4: 128 k); lane (g = lane/4, tig = lane%4) of a warp copies and
+// later reads the 16 bytes [tig*16, tig*16+16) of its rows g and g+8 of each tile, so W needs no
+// shared-memory barrier of its own and is read without bank conflicts. x chunks (and NVFP4 block
+// scales) are shared by the block: cp.async into S stages, one __syncthreads per chunk.
+//
+// The k permutation. A dot product does not change when k is permuted the same way in both
+// operands, and mma.sync pairs thread (g, tig)'s A registers with thread (n, tig)'s B registers,
+// so any map from (tig, step, register) to physical k works as long as x follows it. Each thread
+// takes k in the order its dequantization produces them (Marlin's bit tricks, which yield the
+// pairs {k, k+4} for E2M1 nibbles and {k, k+2} for E4M3 bytes) and builds its x fragments with
+// the matching byte permutes (prmt). x units of 16 bytes are placed in shared memory so that the
+// 8 lanes of one 128-bit shared load hit distinct banks.
+//
+// Exactness. E2M1 value × 2^-126 comes out of the bit trick as a bf16 (exponent field = the two
+// E2M1 exponent bits); times bf16(block scale × 2^118) it is e2m1 × scale × 2^-8 — at most 6
+// significant bits, so exact in bf16; the global scale and 2^8 are applied to the fp32 result.
+// FP8 gives e4m3 × 2^-120, times bf16 2^120 (exact), the per-tensor scale on the result. So the
+// only rounding is the fp32 accumulation of the tensor cores.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <algorithm>
+#include <mutex>
+#include <string>
+
+#include "backend/cuda/mma_gemm.h"
+
+namespace quench::cuda {
+namespace {
+
+enum class Fmt { kBf16, kFp8, kFp4 };
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+
+/// Shared-memory layout of one pipeline stage and the chunk geometry of a kernel variant.
+template <Fmt F, int MT, int NT>
+struct Tile {
+  static constexpr int KC = F == Fmt::kFp4 ? 128 : F == Fmt::kFp8 ? 64 : 32;  ///< k per chunk
+  static constexpr int U = KC / 32;            ///< 16-byte x units per thread per token (= k steps / 2)
+  static constexpr int BR = kWarps * MT * 16;  ///< W rows per block
+  static constexpr int BT = NT * 8;            ///< tokens per block
+  static constexpr int kWBytes = BR * 64;
+  static constexpr int kScBytes = F == Fmt::kFp4 ? BR * 8 : 0;
+  /// Row stride of x in shared memory: lanes g and g+1 of one 128-bit load land 64 bytes apart.
+  static constexpr int kXStride = U * 64 + (U == 1 ? 0 : 64);
+  static constexpr int kXBytes = BT * kXStride;
+  static constexpr int kStage = kWBytes + kScBytes + kXBytes;
+};
+
+struct Params {
+  const uint8_t* w;       // W rows, row_bytes each
+  const uint8_t* sc;      // NVFP4 block scales [N, K/16]
+  const bf16* x;          // [M, K]
+  float* y;               // [M, N]
+  float* partial;         // [splits, M, N] when splits > 1
+  int N, K, M;
+  int row_bytes;          // bytes of one W row
+  int nchunks, splits, token_tiles;
+  float out_scale;
+  bool w_aligned16;       // every W row starts 16-byte aligned
+  bool sc_aligned4;       // every block-scale chunk starts 4-byte aligned
+};
+
+// ---- PTX wrappers --------------------------------------------------------------------------
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+/// 16-byte async copy; bytes past `valid` (0 or 16 here; any 0..16 allowed) are zero-filled.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid));
+}
+__device__ __forceinline__ void cp_async8(void* dst, const void* src, int valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid));
+}
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, int valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+/// d += a · b, m16n8k16, bf16 inputs, fp32 accumulators (PTX ISA "mma.m16n8k16" fragment layout).
+__device__ __forceinline__ void mma_bf16(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) { return __byte_perm(a, b, sel); }
+
+__device__ __forceinline__ uint32_t bf2_mul(uint32_t a, uint32_t b) {
+  __nv_bfloat162 r = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&a), *reinterpret_cast<const __nv_bfloat162*>(&b));
+  return *reinterpret_cast<uint32_t*>(&r);
+}
+
+/// The E2M1 nibbles at bits 12..15 and 28..31 of t as a bf16 pair worth e2m1 × 2^-126 each
+/// (sign to bit 15, the 3 magnitude bits to the exponent's low 2 bits and the mantissa's top bit).
+__device__ __forceinline__ uint32_t fp4_pair(uint32_t t) { return (t & 0x80008000u) | ((t >> 6) & 0x01C001C0u); }
+/// The E4M3 bytes at bits 8..15 and 24..31 of t as a bf16 pair worth e4m3 × 2^-120 each.
+__device__ __forceinline__ uint32_t fp8_pair(uint32_t t) { return (t & 0x80008000u) | ((t >> 4) & 0x07F007F0u); }
+
+__device__ __forceinline__ uint32_t word(const uint4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+// ---- one chunk: global -> shared ----------------------------------------------------------
+
+template <Fmt F, int MT, int NT>
+__device__ __forceinline__ void load_chunk(const Params& p, uint8_t* st, int chunk, int row0, int tok0) {
+  using T = Tile<F, MT, NT>;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+  // W: each lane its own 16 bytes of rows g and g+8 of each of its tiles.
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int row = min(row0 + (warp * MT + mt) * 16 + h * 8 + g, p.N - 1);
+      const int off = chunk * 64 + tig * 16;
+      const int valid = max(0, min(16, p.row_bytes - off));
+      const uint8_t* src = p.w + static_cast<size_t>(row) * p.row_bytes + off;
+      uint8_t* dst = st + ((warp * MT + mt) * 2 + h) * 512 + lane * 16;
+      if (p.w_aligned16) {
+        cp_async16(dst, valid ? src : p.w, valid);
+      } else {  // NVFP4 with K % 32 != 0: rows are 8-byte aligned
+        const int v0 = min(valid, 8), v1 = max(0, valid - 8);
+        cp_async8(dst, v0 ? src : p.w, v0);
+        cp_async8(dst + 8, v1 ? src + 8 : p.w, v1);
+      }
+    }
+  }
+  if constexpr (F == Fmt::kFp4) {
+    // Block scales: 16 rows × 8 bytes per tile; lane copies 4 bytes of row lane/2.
+    const int sc_row = p.K / 16;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      const int r = lane / 2, half = lane % 2;
+      const int row = min(row0 + (warp * MT + mt) * 16 + r, p.N - 1);
+      const int off = chunk * 8 + half * 4;
+      const uint8_t* src = p.sc + static_cast<size_t>(row) * sc_row + off;
+      uint8_t* dst = st + T::kWBytes + ((warp * MT + mt) * 16 + r) * 8 + half * 4;
+      if (p.sc_aligned4) {
+        const int valid = max(0, min(4, sc_row - off));
+        cp_async4(dst, valid ? src : p.sc, valid);
+      } else {
+        uint32_t v = 0;
+#pragma unroll
+        for (int b = 0; b < 4; ++b)
+          if (off + b < sc_row) v |= static_cast<uint32_t>(src[b]) << (8 * b);
+        *reinterpret_cast<uint32_t*>(dst) = v;
+      }
+    }
+  }
+  // x: BT tokens × 4U units of 16 bytes; unit u of a token goes to slot (u % U) * 4 + u / U.
+  uint8_t* xs = st + T::kWBytes + T::kScBytes;
+  constexpr int kUnits = T::BT * 4 * T::U;
+#pragma unroll
+  for (int i = threadIdx.x; i < kUnits; i += kThreads) {
+    const int t = i / (4 * T::U), u = i % (4 * T::U);
+    const int tok = tok0 + t, k = chunk * T::KC + u * 8;
+    const bool ok = tok < p.M && k < p.K;
+    const bf16* src = ok ? p.x + static_cast<size_t>(tok) * p.K + k : p.x;
+    cp_async16(xs + t * T::kXStride + ((u % T::U) * 4 + u / T::U) * 16, src, ok ? 16 : 0);
+  }
+}
+
+// ---- one chunk: shared -> tensor cores ----------------------------------------------------
+
+template <Fmt F, int MT, int NT>
+__device__ __forceinline__ void compute_chunk(const uint8_t* st, float (&acc)[MT][NT][4]) {
+  using T = Tile<F, MT, NT>;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+  uint4 wv[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      wv[mt][h] = *reinterpret_cast<const uint4*>(st + ((warp * MT + mt) * 2 + h) * 512 + lane * 16);
+
+  // NVFP4: scales of blocks 2tig, 2tig+1 of rows g, g+8 as bf16 pairs {s·2^118, s·2^118}.
+  uint32_t sc[MT][2][2];
+  if constexpr (F == Fmt::kFp4) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint16_t s2 =
+            *reinterpret_cast<const uint16_t*>(st + T::kWBytes + ((warp * MT + mt) * 16 + g + 8 * h) * 8 + tig * 2);
+        const __half2_raw hr = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(s2), __NV_E4M3);
+        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&hr));
+        const __nv_bfloat162 b0 = __float2bfloat162_rn(f.x * 0x1p118f);
+        const __nv_bfloat162 b1 = __float2bfloat162_rn(f.y * 0x1p118f);
+        sc[mt][h][0] = *reinterpret_cast<const uint32_t*>(&b0);
+        sc[mt][h][1] = *reinterpret_cast<const uint32_t*>(&b1);
+      }
+  }
+  const __nv_bfloat162 fp8_bias2 = __float2bfloat162_rn(0x1p120f);
+  const uint32_t fp8_bias = *reinterpret_cast<const uint32_t*>(&fp8_bias2);
+
+  const uint8_t* xs = st + T::kWBytes + T::kScBytes;
+#pragma unroll
+  for (int q = 0; q < T::U; ++q) {  // one 16-byte x unit = two k16 steps
+    uint32_t b[NT][2][2];
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      const uint4 xv = *reinterpret_cast<const uint4*>(xs + (8 * j + g) * T::kXStride + (q * 4 + tig) * 16);
+      if constexpr (F == Fmt::kFp4) {  // A pairs {k, k+4}: x pairs (0,4),(1,5) | (2,6),(3,7)
+        b[j][0][0] = prmt(xv.x, xv.z, 0x5410);
+        b[j][0][1] = prmt(xv.x, xv.z, 0x7632);
+        b[j][1][0] = prmt(xv.y, xv.w, 0x5410);
+        b[j][1][1] = prmt(xv.y, xv.w, 0x7632);
+      } else if constexpr (F == Fmt::kFp8) {  // A pairs {k, k+2}: x pairs (0,2),(1,3) | (4,6),(5,7)
+        b[j][0][0] = prmt(xv.x, xv.y, 0x5410);
+        b[j][0][1] = prmt(xv.x, xv.y, 0x7632);
+        b[j][1][0] = prmt(xv.z, xv.w, 0x5410);
+        b[j][1][1] = prmt(xv.z, xv.w, 0x7632);
+      } else {  // natural order
+        b[j][0][0] = xv.x;
+        b[j][0][1] = xv.y;
+        b[j][1][0] = xv.z;
+        b[j][1][1] = xv.w;
+      }
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      uint32_t a[2][4];  // [step][a0..a3]: a0/a2 row g, a1/a3 row g+8
+      if constexpr (F == Fmt::kFp4) {
+        const uint32_t w0 = word(wv[mt][0], q), w1 = word(wv[mt][1], q);
+        const uint32_t s0 = sc[mt][0][q / 2], s1 = sc[mt][1][q / 2];
+        // pair i = {nibble i, nibble i+4}; step 0 takes pairs 0 and 1, step 1 pairs 2 and 3.
+        a[0][0] = bf2_mul(fp4_pair(w0 << 12), s0);
+        a[0][1] = bf2_mul(fp4_pair(w1 << 12), s1);
+        a[0][2] = bf2_mul(fp4_pair(w0 << 8), s0);
+        a[0][3] = bf2_mul(fp4_pair(w1 << 8), s1);
+        a[1][0] = bf2_mul(fp4_pair(w0 << 4), s0);
+        a[1][1] = bf2_mul(fp4_pair(w1 << 4), s1);
+        a[1][2] = bf2_mul(fp4_pair(w0), s0);
+        a[1][3] = bf2_mul(fp4_pair(w1), s1);
+      } else if constexpr (F == Fmt::kFp8) {
+#pragma unroll
+        for (int s = 0; s < 2; ++s) {
+          const uint32_t w0 = word(wv[mt][0], 2 * q + s), w1 = word(wv[mt][1], 2 * q + s);
+          a[s][0] = bf2_mul(fp8_pair(w0 << 8), fp8_bias);  // bytes 0, 2
+          a[s][1] = bf2_mul(fp8_pair(w1 << 8), fp8_bias);
+          a[s][2] = bf2_mul(fp8_pair(w0), fp8_bias);  // bytes 1, 3
+          a[s][3] = bf2_mul(fp8_pair(w1), fp8_bias);
+        }
+      } else {
+#pragma unroll
+        for (int s = 0; s < 2; ++s) {
+          a[s][0] = word(wv[mt][0], 2 * s);
+          a[s][1] = word(wv[mt][1], 2 * s);
+          a[s][2] = word(wv[mt][0], 2 * s + 1);
+          a[s][3] = word(wv[mt][1], 2 * s + 1);
+        }
+      }
+#pragma unroll
+      for (int s = 0; s < 2; ++s)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) mma_bf16(acc[mt][j], a[s], b[j][s][0], b[j][s][1]);
+    }
+  }
+}
+
+// ---- the kernel ---------------------------------------------------------------------------
+
+template <Fmt F, int MT, int NT, int S>
+__global__ void __launch_bounds__(kThreads) mma_gemm_kernel(const Params p) {
+  using T = Tile<F, MT, NT>;
+  extern __shared__ __align__(16) uint8_t smem[];
+  // Block order: token tile fastest, then split, then row block, so the blocks sharing W rows
+  // run together and W is fetched from DRAM once.
+  int b = blockIdx.x;
+  const int tt = b % p.token_tiles;
+  b /= p.token_tiles;
+  const int split = b % p.splits;
+  const int rb = b / p.splits;
+  const int row0 = rb * T::BR, tok0 = tt * T::BT;
+  const int c_begin = static_cast<int>(static_cast<long long>(p.nchunks) * split / p.splits);
+  const int c_end = static_cast<int>(static_cast<long long>(p.nchunks) * (split + 1) / p.splits);
+  const int n = c_end - c_begin;
+
+  float acc[MT][NT][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) acc[mt][j][r] = 0.0f;
+
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) {
+    if (s < n) load_chunk<F, MT, NT>(p, smem + s * T::kStage, c_begin + s, row0, tok0);
+    cp_async_commit();
+  }
+  for (int i = 0; i < n; ++i) {
+    cp_async_wait<S - 2>();
+    __syncthreads();  // chunk i visible to all; everyone is done with chunk i-1's stage
+    const int next = i + S - 1;
+    if (next < n) load_chunk<F, MT, NT>(p, smem + (next % S) * T::kStage, c_begin + next, row0, tok0);
+    cp_async_commit();
+    compute_chunk<F, MT, NT>(smem + (i % S) * T::kStage, acc);
+  }
+  cp_async_wait<0>();
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+  float* out = p.splits > 1 ? p.partial + static_cast<size_t>(split) * p.M * p.N : p.y;
+  const float scale = p.splits > 1 ? 1.0f : p.out_scale;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int row = row0 + (warp * MT + mt) * 16 + g + (r >= 2 ? 8 : 0);
+        const int tok = tok0 + 8 * j + 2 * tig + (r & 1);
+        if (row < p.N && tok < p.M) out[static_cast<size_t>(tok) * p.N + row] = acc[mt][j][r] * scale;
+      }
+}
+
+/// y[i] = scale · Σ_s partial[s][i] over the split-K partial sums.
+__global__ void splitk_reduce_kernel(const float* __restrict__ partial, int splits, size_t n, float scale,
+                                     float* __restrict__ y) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    float s = 0.0f;
+    for (int k = 0; k < splits; ++k) s += partial[static_cast<size_t>(k) * n + i];
+    y[i] = s * scale;
+  }
+}
+
+// ---- planning and dispatch ----------------------------------------------------------------
+
+struct Plan {
+  int mt = 4, nt = 2, stages = 4;
+  int row_blocks = 0, token_tiles = 0, nchunks = 0, splits = 1;
+  size_t workspace = 0;
+};
+
+int sm_count() {
+  static int n = [] {
+    int dev = 0, v = 0;
+    QUENCH_CUDA_CHECK(cudaGetDevice(&dev));
+    QUENCH_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    return v;
+  }();
+  return n;
+}
+
+int k_per_chunk(WeightFormat f) { return f == WeightFormat::kNVFP4 ? 128 : f == WeightFormat::kFP8 ? 64 : 32; }
+
+template <Fmt F, int MT, int NT, int S>
+constexpr int stage_smem() {
+  return S * Tile<F, MT, NT>::kStage;
+}
+
+/// Resident blocks per SM from the shared memory of the variant (registers allow more).
+int blocks_per_sm(int smem_bytes) {
+  const int per_sm = 227 * 1024;  // sm_90: 228 KB per SM, 1 KB reserved per block
+  return std::max(1, std::min(4, per_sm / (smem_bytes + 1024)));
+}
+
+int smem_bytes_for(WeightFormat f, int mt, int nt, int stages) {
+  const int kc = k_per_chunk(f);
+  const int u = kc / 32;
+  const int br = kWarps * mt * 16;
+  const int w = br * 64, sc = f == WeightFormat::kNVFP4 ? br * 8 : 0;
+  const int xs = nt * 8 * (u * 64 + (u == 1 ? 0 : 64));
+  return stages * (w + sc + xs);
+}
+
+Plan make_plan(const GemmWeight& W, int M) {
+  Plan pl;
+  pl.nt = M <= 16 ? 2 : M <= 32 ? 4 : 8;
+  pl.mt = pl.nt == 8 ? 2 : 4;
+  pl.stages = pl.nt == 8 ? 3 : 4;
+  const int br = kWarps * pl.mt * 16;
+  pl.row_blocks = (W.N + br - 1) / br;
+  pl.token_tiles = (M + pl.nt * 8 - 1) / (pl.nt * 8);
+  pl.nchunks = (W.K + k_per_chunk(W.format) - 1) / k_per_chunk(W.format);
+  const long long base = static_cast<long long>(pl.row_blocks) * pl.token_tiles;
+  const long long wave = static_cast<long long>(sm_count()) * blocks_per_sm(smem_bytes_for(W.format, pl.mt, pl.nt, pl.stages));
+  const size_t per_split = static_cast<size_t>(M) * W.N * sizeof(float);
+  int max_splits = std::max(1, pl.nchunks / 2);
+  max_splits = std::min<long long>(max_splits, std::max<size_t>(1, kMmaGemmMaxWorkspace / per_split));
+  max_splits = std::min(max_splits, 32);
+  // Smallest split count whose last wave is at least 80% full; else the fullest.
+  int best = 1;
+  double best_eff = 0;
+  for (int s = 1; s <= max_splits && base < wave; ++s) {
+    const long long blocks = base * s;
+    const double eff = static_cast<double>(blocks) / (static_cast<double>((blocks + wave - 1) / wave) * wave);
+    if (eff > best_eff + 1e-9) {
+      best_eff = eff;
+      best = s;
+    }
+    if (eff >= 0.8) break;
+  }
+  pl.splits = best;
+  pl.workspace = pl.splits > 1 ? per_split * pl.splits : 0;
+  return pl;
+}
+
+template <Fmt F, int MT, int NT, int S>
+void launch_variant(const Params& p, const Plan& pl, cudaStream_t stream) {
+  constexpr int smem = stage_smem<F, MT, NT, S>();
+  static std::once_flag once;
+  std::call_once(once, [] {
+    QUENCH_CUDA_CHECK(
+        cudaFuncSetAttribute(mma_gemm_kernel<F, MT, NT, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  });
+  const long long blocks = static_cast<long long>(pl.row_blocks) * pl.token_tiles * pl.splits;
+  mma_gemm_kernel<F, MT, NT, S><<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(p);
+  QUENCH_CUDA_LAUNCH_CHECK();
+}
+
+template <Fmt F>
+void launch_format(const Params& p, const Plan& pl, cudaStream_t stream) {
+  if (pl.nt == 2) launch_variant<F, 4, 2, 4>(p, pl, stream);
+  else if (pl.nt == 4) launch_variant<F, 4, 4, 4>(p, pl, stream);
+  else launch_variant<F, 2, 8, 3>(p, pl, stream);
+}
+
+void check(const GemmWeight& W, const bf16* x, int M, const float* y) {
+  const std::string what = "mma_gemm (N=" + std::to_string(W.N) + ", K=" + std::to_string(W.K) + ", M=" +
+                           std::to_string(M) + ", format " + std::string(weight_format_name(W.format)) + ")";
+  if (W.N <= 0 || W.K <= 0 || M <= 0) throw InvalidArgument(what + ": N, K and M must be positive");
+  if (W.K % 16) throw InvalidArgument(what + ": K must be a multiple of 16");
+  if (!W.data || !x || !y) throw InvalidArgument(what + ": null weight, x or y pointer");
+  if (W.format == WeightFormat::kNVFP4 && !W.block_scales)
+    throw InvalidArgument(what + ": NVFP4 weight without block scales");
+  if (reinterpret_cast<uintptr_t>(x) % 16 || reinterpret_cast<uintptr_t>(W.data) % 16)
+    throw InvalidArgument(what + ": x and W must be 16-byte aligned");
+}
+
+}  // namespace
+
+GemmWeight gemm_weight(const DeviceLinear& W) {
+  return GemmWeight{W.format, W.N, W.K, W.data.get(), W.block_scales.get<uint8_t>(), W.scale};
+}
+
+size_t mma_gemm_workspace_bytes(const GemmWeight& W, int M) {
+  if (W.N <= 0 || W.K <= 0 || M <= 0) return 0;
+  return make_plan(W, M).workspace;
+}
+size_t mma_gemm_workspace_bytes(const DeviceLinear& W, int M) { return mma_gemm_workspace_bytes(gemm_weight(W), M); }
+
+// Crossover (first version, before the H200 measurements): quantized weights through this kernel
+// up to M = 512 (dequantize + cuBLAS pays a full bf16 copy of W per call); bf16 weights up to
+// M = 64, where cuBLAS on the stored weight costs no extra pass.
+bool mma_gemm_preferred(const GemmWeight& W, int M) {
+  if (W.K % 16 || M <= 0) return false;
+  return W.format == WeightFormat::kBF16 ? M <= 64 : M <= 512;
+}
+bool mma_gemm_preferred(const DeviceLinear& W, int M) { return mma_gemm_preferred(gemm_weight(W), M); }
+
+void mma_gemm(const GemmWeight& W, const bf16* x, int M, float* y, void* workspace, size_t workspace_bytes,
+              cudaStream_t stream) {
+  check(W, x, M, y);
+  const Plan pl = make_plan(W, M);
+  if (pl.workspace > workspace_bytes || (pl.workspace && !workspace))
+    throw InvalidArgument("mma_gemm: workspace of " + std::to_string(workspace_bytes) + " bytes, needs " +
+                          std::to_string(pl.workspace) + " (mma_gemm_workspace_bytes)");
+  Params p{};
+  p.w = static_cast<const uint8_t*>(W.data);
+  p.sc = W.block_scales;
+  p.x = x;
+  p.y = y;
+  p.partial = static_cast<float*>(workspace);
+  p.N = W.N;
+  p.K = W.K;
+  p.M = M;
+  p.nchunks = pl.nchunks;
+  p.splits = pl.splits;
+  p.token_tiles = pl.token_tiles;
+  switch (W.format) {
+    case WeightFormat::kNVFP4:
+      p.row_bytes = W.K / 2;
+      p.out_scale = W.scale * 256.0f;  // the 2^-8 of the in-register dequantization
+      break;
+    case WeightFormat::kFP8:
+      p.row_bytes = W.K;
+      p.out_scale = W.scale;
+      break;
+    case WeightFormat::kBF16:
+      p.row_bytes = W.K * 2;
+      p.out_scale = 1.0f;
+      break;
+  }
+  p.w_aligned16 = p.row_bytes % 16 == 0;
+  p.sc_aligned4 = (W.K / 16) % 4 == 0;
+  switch (W.format) {
+    case WeightFormat::kNVFP4: launch_format<Fmt::kFp4>(p, pl, stream); break;
+    case WeightFormat::kFP8: launch_format<Fmt::kFp8>(p, pl, stream); break;
+    case WeightFormat::kBF16: launch_format<Fmt::kBf16>(p, pl, stream); break;
+  }
+  if (pl.splits > 1) {
+    const size_t n = static_cast<size_t>(M) * W.N;
+    const int blocks = static_cast<int>(std::min<size_t>((n + 255) / 256, 4096));
+    splitk_reduce_kernel<<<blocks, 256, 0, stream>>>(p.partial, pl.splits, n, p.out_scale, y);
+    QUENCH_CUDA_LAUNCH_CHECK();
+  }
+}
+
+void mma_gemm(const DeviceLinear& W, const bf16* x, int M, float* y, void* workspace, size_t workspace_bytes,
+              cudaStream_t stream) {
+  mma_gemm(gemm_weight(W), x, M, y, workspace, workspace_bytes, stream);
+}
+
+}  // namespace quench::cuda

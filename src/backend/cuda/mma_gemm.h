@@ -1,0 +1,62 @@
+// quench/backend/cuda/mma_gemm.h: tensor-core weight-only GEMM for M > 8 activation rows,
+// y[M, N] fp32 = x[M, K] bf16 · W[N, K]ᵀ with W read once in its stored format (bf16, FP8 E4M3
+// per-tensor, NVFP4) and dequantized to bf16 in registers, never in memory — the Marlin idea
+// (vLLM csrc/quantization/marlin/marlin_template.h) without its weight repacking.
+//
+// Kernel shape (mma_gemm.cu): W rows are the A operand of mma.sync m16n8k16 (rows = output
+// features), x rows the B operand (tokens = the n dimension), fp32 accumulators. W, its block
+// scales and x stream through a multi-stage cp.async shared-memory pipeline in 64-byte-per-row
+// chunks of K; the grid is split along K when rows × token tiles cannot fill the GPU, the partial
+// sums going to `workspace` and a small reduction kernel (deterministic, no atomics).
+//
+// Every call is CUDA-graph capturable: it enqueues one or two kernels on `stream`, allocates
+// nothing and never synchronises. The first call per kernel variant sets its shared-memory
+// attribute and reads the SM count (do one eager call before capturing, as the runner does).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/cuda/device_weights.h"
+
+namespace quench::cuda {
+
+/// Non-owning view of one Linear weight on the device, in the layouts of DeviceLinear:
+/// bf16: `data` bf16 [N, K]; FP8: `data` E4M3 [N, K], `scale` per tensor; NVFP4: `data` U8
+/// [N, K/2] (low nibble = even k), `block_scales` E4M3 [N, K/16], `scale` = weight_scale_2
+/// (nvfp4-modelopt-format.md §1.4, §3).
+struct GemmWeight {
+  WeightFormat format = WeightFormat::kBF16;
+  int N = 0, K = 0;
+  const void* data = nullptr;
+  const uint8_t* block_scales = nullptr;
+  float scale = 1.0f;
+};
+
+/// The view of a resident DeviceLinear.
+GemmWeight gemm_weight(const DeviceLinear& W);
+
+/// Upper bound of mma_gemm_workspace_bytes for any shape (split-K partials are capped to it), so a
+/// caller can allocate one fixed workspace once.
+inline constexpr size_t kMmaGemmMaxWorkspace = size_t{16} << 20;
+
+/// Bytes of workspace mma_gemm needs for this weight and M (0 when no split along K is used).
+/// Always <= kMmaGemmMaxWorkspace. Reads the device's SM count on first use.
+size_t mma_gemm_workspace_bytes(const GemmWeight& W, int M);
+size_t mma_gemm_workspace_bytes(const DeviceLinear& W, int M);
+
+/// True when mma_gemm should run this (weight, M) rather than dequantize + cuBLAS: the crossover
+/// chosen from the H200 bench-kernels "gemm" group (see the comment at its definition).
+bool mma_gemm_preferred(const GemmWeight& W, int M);
+bool mma_gemm_preferred(const DeviceLinear& W, int M);
+
+/// y fp32 [M, N] (row-major, fully overwritten) = x bf16 [M, K] (row-major, 16-byte aligned) · Wᵀ.
+/// Any M >= 1 works (tuned for 9..128). Requires K % 16 == 0 and, for NVFP4, block scales.
+/// `workspace` must hold mma_gemm_workspace_bytes(W, M) bytes. Throws InvalidArgument naming the
+/// violated requirement; CudaError when a launch fails.
+void mma_gemm(const GemmWeight& W, const bf16* x, int M, float* y, void* workspace, size_t workspace_bytes,
+              cudaStream_t stream);
+void mma_gemm(const DeviceLinear& W, const bf16* x, int M, float* y, void* workspace, size_t workspace_bytes,
+              cudaStream_t stream);
+
+}  // namespace quench::cuda

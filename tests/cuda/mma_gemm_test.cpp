@@ -1,0 +1,178 @@
+// tests/cuda/mma_gemm_test.cpp: the tensor-core weight-only GEMM (bf16, FP8, NVFP4 weights) against
+// CPU dequantization (io/dequant.h) then a float64 matmul, on fresh random data per case, with
+// NaN-poisoned outputs. Shapes have K a multiple of 16 but not of the kernel's K chunk (32/64/128)
+// and N not a multiple of its row tile, so the tails, the 8-byte-aligned NVFP4 rows (K % 32 != 0)
+// and the unaligned block-scale rows (K % 64 != 0) are exercised; M spans one to many token tiles.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "backend/cuda/mma_gemm.h"
+#include "cuda_test_util.h"
+#include "io/dequant.h"
+
+namespace quench {
+namespace {
+
+using testing::rel_l2;
+
+struct Case {
+  WeightFormat format;
+  int N, K, M;
+};
+
+std::vector<float> reference(const std::vector<float>& W, const std::vector<float>& x, int N, int K, int M) {
+  std::vector<float> y(static_cast<size_t>(M) * N);
+  for (int m = 0; m < M; ++m) {
+    const float* xr = x.data() + static_cast<size_t>(m) * K;
+    for (int n = 0; n < N; ++n) {
+      const float* wr = W.data() + static_cast<size_t>(n) * K;
+      double s = 0;
+      for (int k = 0; k < K; ++k) s += static_cast<double>(wr[k]) * xr[k];
+      y[static_cast<size_t>(m) * N + n] = static_cast<float>(s);
+    }
+  }
+  return y;
+}
+
+/// A random weight of the case's format on the device, plus its exact fp32 values on the host.
+struct TestWeight {
+  cuda::DeviceBuffer data, scales;
+  cuda::GemmWeight view;
+  std::vector<float> values;
+};
+
+TestWeight make_weight(WeightFormat f, int N, int K, std::mt19937& rng) {
+  TestWeight t;
+  const size_t nk = static_cast<size_t>(N) * K;
+  std::uniform_int_distribution<int> byte(0, 255);
+  switch (f) {
+    case WeightFormat::kBF16: {
+      auto w = testing::random_bf16(nk, 0.05f, rng, t.values);
+      t.data = testing::to_device(w);
+      t.view = {f, N, K, t.data.get(), nullptr, 1.0f};
+      break;
+    }
+    case WeightFormat::kFP8: {
+      std::vector<uint8_t> w(nk);
+      for (auto& b : w) {
+        do b = static_cast<uint8_t>(byte(rng));
+        while ((b & 0x7f) == 0x7f);  // no NaN codes; subnormals and ±0 included
+      }
+      const float scale = 0.0137f;
+      TensorView tv{"w", DType::kF8E4M3, {N, K}, reinterpret_cast<const std::byte*>(w.data()), w.size()};
+      t.values = dequant_fp8(tv, scale);
+      t.data = testing::to_device(w);
+      t.view = {f, N, K, t.data.get(), nullptr, scale};
+      break;
+    }
+    case WeightFormat::kNVFP4: {
+      std::vector<uint8_t> q(nk / 2), s(nk / 16);
+      for (auto& b : q) b = static_cast<uint8_t>(byte(rng));
+      // Mostly normal scales, some subnormal or zero E4M3 codes (the exactness argument of the
+      // kernel covers them too), a few large ones up to 448.
+      std::uniform_int_distribution<int> pick(0, 19), normal(0x28, 0x58), tiny(0x00, 0x08), big(0x70, 0x7e);
+      for (auto& b : s) {
+        const int p = pick(rng);
+        b = static_cast<uint8_t>(p == 0 ? tiny(rng) : p == 1 ? big(rng) : normal(rng));
+      }
+      const float g = 0.00071f;
+      TensorView tq{"w", DType::kU8, {N, K / 2}, reinterpret_cast<const std::byte*>(q.data()), q.size()};
+      TensorView ts{"s", DType::kF8E4M3, {N, K / 16}, reinterpret_cast<const std::byte*>(s.data()), s.size()};
+      t.values = dequant_nvfp4(tq, ts, g);
+      t.data = testing::to_device(q);
+      t.scales = testing::to_device(s);
+      t.view = {f, N, K, t.data.get(), t.scales.get<uint8_t>(), g};
+      break;
+    }
+  }
+  return t;
+}
+
+class MmaGemmTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(MmaGemmTest, MatchesDequantizedReference) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  const auto [f, N, K, M] = GetParam();
+  std::mt19937 rng(static_cast<unsigned>(17 * N + 31 * K + M + 1000 * static_cast<int>(f)));
+  TestWeight w = make_weight(f, N, K, rng);
+  std::vector<float> xf;
+  auto x = testing::random_bf16(static_cast<size_t>(M) * K, 1.0f, rng, xf);
+  auto dx = testing::to_device(x);
+  cuda::DeviceBuffer dy(static_cast<size_t>(M) * N * 4);
+  const size_t ws_bytes = cuda::mma_gemm_workspace_bytes(w.view, M);
+  ASSERT_LE(ws_bytes, cuda::kMmaGemmMaxWorkspace);
+  cuda::DeviceBuffer ws(std::max<size_t>(ws_bytes, 16));
+  testing::poison(ws);
+  testing::poison(dy);
+  cuda::mma_gemm(w.view, dx.get<cuda::bf16>(), M, dy.get<float>(), ws.get(), ws.bytes(), nullptr);
+  QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+  auto y = testing::to_host<float>(dy, static_cast<size_t>(M) * N);
+  size_t non_finite = 0;
+  for (float v : y) non_finite += !std::isfinite(v);
+  ASSERT_EQ(non_finite, 0u) << "outputs left unwritten (NaN poison) or overflowed";
+  const auto ref = reference(w.values, xf, N, K, M);
+  // W and x are exact in bf16 (the NVFP4/FP8 products are exact too: see mma_gemm.cu), so only
+  // the fp32 accumulation rounds: far below the 1e-3..1e-2 of bf16-rounded operands.
+  EXPECT_LT(rel_l2(y.data(), ref.data(), y.size()), 1e-4);
+
+  // Same inputs, same result bit for bit (no atomics; a race would move it).
+  cuda::DeviceBuffer dy2(dy.bytes());
+  testing::poison(dy2);
+  cuda::mma_gemm(w.view, dx.get<cuda::bf16>(), M, dy2.get<float>(), ws.get(), ws.bytes(), nullptr);
+  QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+  auto y2 = testing::to_host<float>(dy2, y.size());
+  EXPECT_EQ(0, std::memcmp(y.data(), y2.data(), y.size() * sizeof(float)));
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> out;
+  const WeightFormat formats[] = {WeightFormat::kBF16, WeightFormat::kFP8, WeightFormat::kNVFP4};
+  // K: 208 = 128 + 80 (NVFP4 rows 8-byte aligned, scale rows 13 bytes), 1040 = 8·128 + 16,
+  // 2112 = 16·128 + 64 (aligned NVFP4 rows and scale rows, partial last chunk).
+  const int Ms[] = {9, 16, 17, 33, 64, 128, 200, 512};
+  for (WeightFormat f : formats) {
+    for (int M : Ms) out.push_back({f, 300, 208, M});
+    out.push_back({f, 200, 1040, 16});
+    out.push_back({f, 333, 2112, 33});
+    out.push_back({f, 77, 2112, 64});
+    // A 12B-sized shape: split-K over a long K with few row blocks.
+    out.push_back({f, 3840, 15360, 16});
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, MmaGemmTest, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<Case>& i) {
+                           const char* f = i.param.format == WeightFormat::kBF16  ? "bf16"
+                                           : i.param.format == WeightFormat::kFP8 ? "fp8"
+                                                                                  : "nvfp4";
+                           return std::string(f) + "_N" + std::to_string(i.param.N) + "_K" +
+                                  std::to_string(i.param.K) + "_M" + std::to_string(i.param.M);
+                         });
+
+TEST(MmaGemm, RejectsKNotMultipleOf16) {
+  cuda::GemmWeight w{WeightFormat::kBF16, 64, 72, reinterpret_cast<const void*>(uintptr_t{256}), nullptr, 1.0f};
+  try {
+    cuda::mma_gemm(w, reinterpret_cast<const cuda::bf16*>(uintptr_t{256}), 16, reinterpret_cast<float*>(uintptr_t{256}),
+                   nullptr, 0, nullptr);
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("K must be a multiple of 16"), std::string::npos) << e.what();
+  }
+}
+
+TEST(MmaGemm, WorkspaceIsBoundedForDecodeShapes) {
+  QUENCH_SKIP_WITHOUT_GPU();  // the plan reads the SM count
+  for (WeightFormat f : {WeightFormat::kBF16, WeightFormat::kFP8, WeightFormat::kNVFP4})
+    for (int N : {2048, 3840, 15360, 262144})
+      for (int M : {9, 16, 64, 128, 4096}) {
+        cuda::GemmWeight w{f, N, 3840, nullptr, nullptr, 1.0f};
+        EXPECT_LE(cuda::mma_gemm_workspace_bytes(w, M), cuda::kMmaGemmMaxWorkspace);
+      }
+}
+
+}  // namespace
+}  // namespace quench
