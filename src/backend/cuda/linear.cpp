@@ -1,6 +1,10 @@
 // quench/backend/cuda/linear.cpp: format dispatch of Linear layers (see linear.h).
 #include "backend/cuda/linear.h"
 
+#include <algorithm>
+
+#include "backend/cuda/mma_gemm.h"
+
 namespace quench::cuda {
 
 LinearExecutor::LinearExecutor() {
@@ -33,6 +37,16 @@ void LinearExecutor::run_bf16(const bf16* W, int N, int K, const bf16* x, int M,
 
 void LinearExecutor::run(const DeviceLinear& W, const bf16* x, int M, float* y) {
   if (M == 0) return;
+  if (M > kGemvMaxRows && mma_gemm_preferred(W, M)) {
+    // Tensor-core GEMM on the stored format (mma_gemm.h). Its split-K workspace lives in scratch_,
+    // sized at least like the bf16 copy the cuBLAS path below needs, so no later call regrows it
+    // under a captured graph.
+    const size_t deq = W.format == WeightFormat::kBF16 ? 0 : static_cast<size_t>(W.N) * W.K * sizeof(bf16);
+    const size_t need = std::max({kMmaGemmMaxWorkspace, deq, mma_gemm_workspace_bytes(W, M)});
+    if (scratch_.bytes() < need) scratch_.reset(need);
+    mma_gemm(W, x, M, y, scratch_.get(), scratch_.bytes(), stream_);
+    return;
+  }
   switch (W.format) {
     case WeightFormat::kBF16:
       run_bf16(W.data.get<bf16>(), W.N, W.K, x, M, y);
