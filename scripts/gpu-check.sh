@@ -1,57 +1,85 @@
 #!/usr/bin/env bash
 # The one GPU script (runs on the GPU host, one device call): GPU tests (kernels vs references,
-# runner parity on the golden fixtures), compute-sanitizer once, the 12B-shaped benchmarks
-# (synth BF16 -> quantize NVFP4 MLP-only -> bench-runner BF16 / NVFP4 / NVFP4 + FP8 KV), and a
-# short table last. Binaries come prebuilt from scripts/gpu-prepare.sh (.carry/gpu-bin.tgz).
-# Usage (device call, repo root; `carry` [".carry"]): OUT=... scripts/gpu-check.sh [tests|bench|all]
-# Timings seen on the H200 host (2026-11-30): synth 12B BF16 110 s; one bench-runner ~40 s; the
-# 12B weight-only NVFP4 quantize took over 120 s (not finished in that slot). `all` may not fit one
-# 10-minute call: run `tests` and `bench` as two calls if needed.
+# runner parity on the golden fixtures and on a 1.6B transformers-made checkpoint, the server tests
+# on the CUDA runner), compute-sanitizer once, single-kernel benchmarks, the 12B-shaped benchmarks
+# (synth BF16 / FP8, quantize NVFP4 MLP-only, bench-runner for each, FP8 KV) with transformers'
+# generate as a baseline, and a short table last. Binaries come prebuilt from scripts/gpu-prepare.sh
+# (.carry/gpu-bin.tgz: the host has no Debian dev packages and no internet).
+#
+# Usage (device call, repo root, carry [".carry"]):  OUT=$OUT scripts/gpu-check.sh [MODE...]
+#   MODE: tests | kernels | bench | baseline | all (= all four; may not fit one 10-minute call)
+# Everything lands in $OUT/gpu-run.tgz (logs, JSON) + $OUT/summary.txt (the table).
+# Timings seen on the H200 host: synth 12B BF16 to tmpfs 24 s; 12B NVFP4 quantize 48 s (CPU, 16
+# cores); one bench-runner 30-60 s; test_cuda ~1 min; the midsize fixture ~1-2 min.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-mode=${1:-all}
+modes=" ${*:-tests kernels bench} "; [[ $modes == *" all "* ]] && modes=" tests kernels bench baseline "
 OUT=${OUT:-/tmp/gpu-out}
-mkdir -p "$OUT"
+L=/tmp/gpu-logs; rm -rf $L; mkdir -p "$OUT" $L
 tar -xzf .carry/gpu-bin.tgz -C /tmp
 BIN=/tmp/gpu-bin
+# Tests find fixtures through the source path compiled into them: make it point here.
+src=$(cat $BIN/source_dir 2>/dev/null || echo "")
+[ -n "$src" ] && [ "$src" != "$PWD" ] && [ ! -e "$src" ] && mkdir -p "$(dirname "$src")" && ln -sfn "$PWD" "$src"
 cudalibs=$(dirname "$(find /usr/local -name 'libcublas.so.13*' 2>/dev/null | head -1)")
 export LD_LIBRARY_PATH="$BIN/lib:$cudalibs:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-{ command -v nsys ncu compute-sanitizer; df -h /dev/shm /tmp | tail -2; nproc; } >"$OUT/tools.txt" 2>&1
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv | tee "$OUT/gpu.txt"
-summary=()
-if [[ $mode == tests || $mode == all ]]; then
-  "$BIN/test_cuda" 2>&1 | tee "$OUT/test_cuda.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED)|parity|FAILED' 
-  summary+=("test_cuda: $(grep -E '^\[  PASSED' "$OUT/test_cuda.log" | head -1) $(grep -cE '^\[  FAILED  \] [A-Za-z]' "$OUT/test_cuda.log") failed")
-  summary+=("$(grep -E 'parity' "$OUT/test_cuda.log" | sed 's/^\[ parity \] //')")
+S=$L/summary.txt; : >$S
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv,noheader | tee -a $S
+W=/tmp/quench-12b
+[ "$(df --output=avail -B1G /dev/shm | tail -1)" -gt 60 ] && W=/dev/shm/quench-12b
+mkdir -p $W
+t() { local s=$(date +%s); "$@"; echo "  ($(( $(date +%s) - s )) s)"; }
+
+if [[ $modes == *" tests "* ]]; then
+  "$BIN/test_cuda" >$L/test_cuda.log 2>&1
+  echo "test_cuda: $(grep -E '^\[  PASSED' $L/test_cuda.log | head -1) $(grep -cE '^\[  FAILED  \] [A-Za-z]' $L/test_cuda.log) failed; $(grep -E '^\[  SKIPPED' $L/test_cuda.log | head -1)" | tee -a $S
+  grep -E '^\[  FAILED  \] [A-Za-z]' $L/test_cuda.log | head -20 | tee -a $S
+  grep -E '^\[ parity \]' $L/test_cuda.log | sed 's/^\[ parity \] /  /' | tee -a $S
+  M=/dev/shm/midsize
+  [ -f $M/reference.safetensors ] || python3 tools/fixtures/make_midsize_fixture.py --out $M >$L/midsize_fixture.log 2>&1
+  tail -3 $L/midsize_fixture.log 2>/dev/null | sed 's/^/  fixture: /' | tee -a $S
+  QUENCH_MIDSIZE_DIR=$M "$BIN/test_cuda" --gtest_filter='*Midsize*' >$L/midsize_test.log 2>&1
+  echo "midsize parity: $(grep -E '^\[  (PASSED|FAILED)  \]' $L/midsize_test.log | head -1)" | tee -a $S
+  grep -E '^\[ parity \]' $L/midsize_test.log | sed 's/^\[ parity \] /  /' | tee -a $S
+  if [ -x "$BIN/test_server" ]; then
+    QUENCH_TEST_DEVICE=cuda QUENCH_BIN=$BIN/quench timeout 300 "$BIN/test_server" >$L/test_server_cuda.log 2>&1
+    echo "test_server on cuda: $(grep -E '^\[  PASSED' $L/test_server_cuda.log | head -1) $(grep -cE '^\[  FAILED  \] [A-Za-z]' $L/test_server_cuda.log) failed; $(grep -E '^\[  SKIPPED' $L/test_server_cuda.log | head -1)" | tee -a $S
+    grep -E '^\[  FAILED  \] [A-Za-z]' $L/test_server_cuda.log | head -10 | tee -a $S
+  fi
   if command -v compute-sanitizer >/dev/null; then
     compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN/test_cuda" \
-      --gtest_filter='*Attention*L1025*:*Fixtures*tiny_bf16*:*Gemv*/1' >"$OUT/sanitizer.log" 2>&1
-    summary+=("compute-sanitizer memcheck: exit $? ($(grep -c 'ERROR SUMMARY: 0 errors' "$OUT/sanitizer.log") clean runs)")
+      --gtest_filter='*Attention*:*Fixtures*tiny_bf16*:*Gemv*/1:*Mma*:*Sampl*:*Norm*' >$L/sanitizer.log 2>&1
+    echo "compute-sanitizer memcheck: exit $? ($(grep -c 'ERROR SUMMARY: 0 errors' $L/sanitizer.log) clean, $(grep -cE 'ERROR SUMMARY: [1-9]' $L/sanitizer.log) with errors)" | tee -a $S
   fi
 fi
-if [[ $mode == bench || $mode == all ]]; then
-  # tmpfs when it has room (the host's /tmp disk writes ~220 MB/s: 24 GB took 110 s); kept across
-  # calls while the machine stays warm.
-  W=/tmp/quench-12b
-  [ "$(df --output=avail -B1G /dev/shm | tail -1)" -gt 45 ] && W=/dev/shm/quench-12b
-  mkdir -p $W
-  s=$(date +%s)
-  [ -f $W/bf16/config.json ] || "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $W/bf16 --no-multimodal 2>&1 | tail -3 >"$OUT/synth.log"
-  echo "synth 12B bf16 in $W: $(( $(date +%s) - s )) s wall" >>"$OUT/summary.txt"
-  s=$(date +%s)
+if [[ $modes == *" kernels "* ]]; then
+  "$BIN/quench" bench-kernels --out $L/bench-kernels.json >$L/bench-kernels.log 2>&1
+  echo "bench-kernels: exit $? ($(grep -c '%' $L/bench-kernels.log) cases; full table in bench-kernels.log)" | tee -a $S
+fi
+if [[ $modes == *" bench "* ]]; then
+  [ -f $W/bf16/config.json ] || t "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $W/bf16 --no-multimodal >$L/synth.log 2>&1
   rm -rf $W/nvfp4
-  # Weight-only (W4A16): a synthetic checkpoint has no tokenizer to calibrate with.
-  "$BIN/quench" quantize $W/bf16 $W/nvfp4 --scheme nvfp4-mlp --calib-samples 0 --quality-samples 0 \
-     2>&1 | tail -40 >"$OUT/quantize.log"
-  echo "quantize 12B nvfp4-mlp: $(( $(date +%s) - s )) s wall; $(grep -iE 'peak|RSS' "$OUT/quantize.log" | head -2 | tr '\n' ' ')" >>"$OUT/summary.txt"
-  du -sb $W/bf16 $W/nvfp4 | awk '{printf "checkpoint %s: %.3f GB\n", $2, $1/1e9}' >>"$OUT/summary.txt"
-  for v in "bf16 bf16" "nvfp4 bf16" "nvfp4 fp8_e4m3"; do
+  s=$(date +%s)
+  "$BIN/quench" quantize $W/bf16 $W/nvfp4 --scheme nvfp4-mlp --calib-samples 0 --quality-samples 0 >$L/quantize.log 2>&1
+  echo "quantize 12B nvfp4-mlp: exit $?, $(( $(date +%s) - s )) s wall; $(grep -E 'peak RSS' $L/quantize.log | sed 's/^ *//')" | tee -a $S
+  if [ ! -f $W/fp8/config.json ]; then
+    s=$(date +%s)
+    "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $W/fp8 --no-multimodal --dtype fp8 >$L/synth-fp8.log 2>&1
+    echo "synth 12B fp8 (calibrated on random ids): exit $?, $(( $(date +%s) - s )) s" | tee -a $S
+  fi
+  du -sb $W/bf16 $W/fp8 $W/nvfp4 2>/dev/null | awk '{printf "checkpoint %s: %.3f GB\n", $2, $1/1e9}' | tee -a $S
+  for v in "bf16 bf16" "fp8 bf16" "nvfp4 bf16" "nvfp4 fp8_e4m3"; do
     set -- $v
-    "$BIN/quench" bench-runner $W/$1 --device cuda --kv-cache-dtype $2 --batch-sizes 1,16,64 --context 512 \
-      --decode-steps 64 --prefill-len 2048 --ttft-len 512 --out "$OUT/bench-$1-$2.json" 2>&1 | tee "$OUT/bench-$1-$2.log"
+    [ -f $W/$1/config.json ] || continue
+    timeout 240 "$BIN/quench" bench-runner $W/$1 --device cuda --kv-cache-dtype $2 --batch-sizes 1,16,64 --context 512 \
+      --decode-steps 64 --prefill-len 2048 --ttft-len 512 --out $L/bench-$1-$2.json >$L/bench-$1-$2.log 2>&1
+    { echo "-- $1 weights, $2 KV (exit $?)"; grep -E 'prefill|first token|decode batch|weights' $L/bench-$1-$2.log | sed 's/^bench-runner: .*; weights/  weights/;s/^/  /'; } | tee -a $S
   done
 fi
-echo "================ summary ================"
-printf '%s\n' "${summary[@]}"
-[ -f "$OUT/summary.txt" ] && cat "$OUT/summary.txt"
-for f in "$OUT"/bench-*.log; do [ -f "$f" ] && { echo "-- $(basename "$f" .log)"; grep -E 'prefill|first token|decode batch|weights' "$f"; }; done
+if [[ $modes == *" baseline "* ]]; then
+  [ -f $W/bf16/config.json ] || "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $W/bf16 --no-multimodal >$L/synth.log 2>&1
+  timeout 300 python3 tools/fixtures/hf_generate_baseline.py $W/bf16 --new-tokens 32 --out $L/hf-baseline.json >$L/hf-baseline.log 2>&1
+  echo "transformers generate baseline: exit $?" | tee -a $S; grep -E '^\{"batch|prefill_2048|gpu_memory' $L/hf-baseline.log | tee -a $S
+fi
+tar -C $L -czf "$OUT/gpu-run.tgz" . && cp $S "$OUT/summary.txt"
+echo "================ summary ================"; cat $S

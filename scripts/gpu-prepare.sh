@@ -8,14 +8,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build-gpu}
 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$B" --target quench test_cuda -j "$(nproc)"
+cmake --build "$B" --target quench test_cuda test_server -j "$(nproc)"
 D=.carry/gpu-bin
 rm -rf "$D" && mkdir -p "$D/lib"
-cp "$B/quench" "$B/test_cuda" "$D/"
-strip --strip-all "$D/quench" "$D/test_cuda"
-for bin in "$D/quench" "$D/test_cuda"; do
+cp "$B/quench" "$B/test_cuda" "$B/test_server" "$D/"
+pwd >"$D/source_dir"  # QUENCH_SOURCE_DIR compiled into the tests
+strip --strip-all "$D/quench" "$D/test_cuda" "$D/test_server"
+for bin in "$D/quench" "$D/test_cuda" "$D/test_server"; do
   ldd "$bin" | awk '/=> \//{print $3}' | grep -E 'libfmt|libspdlog|libcpp-httplib|libxxhash|libgomp|libssl|libcrypto' |
     while read -r lib; do cp -Ln "$lib" "$D/lib/" 2>/dev/null || true; done
 done
 tar -C .carry -czf .carry/gpu-bin.tgz gpu-bin && rm -rf "$D"
+# Built elsewhere (a clean worktree of HEAD)? Put the carry where the device call picks it up.
+[ -n "${CARRY_TO:-}" ] && mkdir -p "$CARRY_TO" && cp .carry/gpu-bin.tgz "$CARRY_TO/"
 du -sh .carry/gpu-bin.tgz
