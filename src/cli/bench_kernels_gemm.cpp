@@ -7,7 +7,9 @@
 //
 // Bounds: bytes = W as stored (+ NVFP4 block scales) + x bf16 + y fp32 once; FLOPs = 2·M·N·K.
 // Weights rotate over copies in a random pool of >= 4x the L2, so every launch reads W from
-// DRAM; x (<= 4 MB for decode) stays in L2 as it does in a decode step.
+// DRAM; x (<= 4 MB for decode) stays in L2 as it does in a decode step. Case names end in the
+// tiling "MTxNTxSTAGES/SPLITS" (mma_gemm.h); "try" lines sweep every compiled tiling on the main
+// NVFP4/FP8/bf16 shapes at M = 16 and 64.
 #ifdef QUENCH_HAVE_CUDA
 #include <cublas_v2.h>
 
@@ -53,6 +55,14 @@ struct Shape {
   WeightFormat format;
   int N, K;
 };
+
+/// Shapes whose every compiled tiling is timed too (the data behind the default by M).
+bool sweep(const Shape& s, int M) {
+  if (M != 16 && M != 64) return false;
+  return (s.format == WeightFormat::kNVFP4 && s.K == 3840) || (s.format == WeightFormat::kNVFP4 && s.N == 3840) ||
+         (s.format == WeightFormat::kBF16 && s.N == 4096 && s.K == 3840) ||
+         (s.format == WeightFormat::kFP8 && s.N == 15360);
+}
 
 std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
   std::vector<Shape> shapes;
@@ -109,7 +119,25 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
                            env.stream);
           },
           env);
-      out.push_back({"gemm", shape + " mma", bytes, flops, mma_us});
+      const cuda::MmaGemmTiling t = cuda::mma_gemm_tiling(weight(0), M);
+      out.push_back({"gemm", shape + fmt::format(" mma {}x{}x{}/{}", t.mt, t.nt, t.stages, t.splits), bytes, flops,
+                     mma_us});
+      if (sweep(s, M)) {  // every compiled tiling, automatic split count
+        for (const cuda::MmaGemmTiling& v : cuda::mma_gemm_tilings()) {
+          const size_t need = cuda::mma_gemm_workspace_bytes(weight(0), M, v);
+          if (need > ws.bytes()) continue;
+          const size_t splits = need ? need / (static_cast<size_t>(M) * s.N * 4) : 1;
+          k = 0;
+          const double us = median_kernel_us(
+              [&] {
+                cuda::mma_gemm(weight(k++ % n_copies), v, x.get<bf16>(), M, y.get<float>(), ws.get(), ws.bytes(),
+                               env.stream);
+              },
+              env);
+          out.push_back({"gemm", shape + fmt::format(" try {}x{}x{}/{}", v.mt, v.nt, v.stages, splits), bytes,
+                         flops, us});
+        }
+      }
       k = 0;
       const double ref_us = median_kernel_us(
           [&] {

@@ -153,6 +153,38 @@ INSTANTIATE_TEST_SUITE_P(Shapes, MmaGemmTest, ::testing::ValuesIn(cases()),
                                   std::to_string(i.param.K) + "_M" + std::to_string(i.param.M);
                          });
 
+// Every compiled kernel variant (the default picks only some of them by M) and a forced split
+// count, on one shape with every tail: N, K and M not multiples of any tile.
+TEST(MmaGemm, EveryTilingMatchesReference) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  const int N = 333, K = 1040, M = 45;
+  for (WeightFormat f : {WeightFormat::kBF16, WeightFormat::kFP8, WeightFormat::kNVFP4}) {
+    std::mt19937 rng(4242 + static_cast<int>(f));
+    TestWeight w = make_weight(f, N, K, rng);
+    std::vector<float> xf;
+    auto dx = testing::to_device(testing::random_bf16(static_cast<size_t>(M) * K, 1.0f, rng, xf));
+    const auto ref = reference(w.values, xf, N, K, M);
+    for (cuda::MmaGemmTiling t : cuda::mma_gemm_tilings()) {
+      for (int splits : {1, 3}) {
+        t.splits = splits;
+        SCOPED_TRACE(::testing::Message() << weight_format_name(f) << " mt=" << t.mt << " nt=" << t.nt
+                                        << " stages=" << t.stages << " splits=" << splits);
+        cuda::DeviceBuffer dy(static_cast<size_t>(M) * N * 4);
+        cuda::DeviceBuffer ws(std::max<size_t>(cuda::mma_gemm_workspace_bytes(w.view, M, t), 16));
+        testing::poison(dy);
+        testing::poison(ws);
+        cuda::mma_gemm(w.view, t, dx.get<cuda::bf16>(), M, dy.get<float>(), ws.get(), ws.bytes(), nullptr);
+        QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+        auto y = testing::to_host<float>(dy, static_cast<size_t>(M) * N);
+        size_t non_finite = 0;
+        for (float v : y) non_finite += !std::isfinite(v);
+        ASSERT_EQ(non_finite, 0u);
+        EXPECT_LT(rel_l2(y.data(), ref.data(), y.size()), 1e-4);
+      }
+    }
+  }
+}
+
 TEST(MmaGemm, RejectsKNotMultipleOf16) {
   cuda::GemmWeight w{WeightFormat::kBF16, 64, 72, reinterpret_cast<const void*>(uintptr_t{256}), nullptr, 1.0f};
   try {

@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "backend/cuda/mma_gemm.h"
 
@@ -340,8 +341,16 @@ __global__ void splitk_reduce_kernel(const float* __restrict__ partial, int spli
 
 // ---- planning and dispatch ----------------------------------------------------------------
 
+/// The compiled kernel variants (MT row tiles per warp, NT token tiles of 8, S stages).
+struct Variant {
+  int mt, nt, stages;
+};
+constexpr Variant kVariants[] = {{4, 2, 4}, {2, 2, 4}, {8, 2, 4}, {4, 4, 4},
+                                 {2, 4, 4}, {2, 8, 3}, {4, 8, 3}, {2, 8, 4}};
+constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
+
 struct Plan {
-  int mt = 4, nt = 2, stages = 4;
+  int variant = 0;
   int row_blocks = 0, token_tiles = 0, nchunks = 0, splits = 1;
   size_t workspace = 0;
 };
@@ -358,61 +367,72 @@ int sm_count() {
 
 int k_per_chunk(WeightFormat f) { return f == WeightFormat::kNVFP4 ? 128 : f == WeightFormat::kFP8 ? 64 : 32; }
 
-template <Fmt F, int MT, int NT, int S>
-constexpr int stage_smem() {
-  return S * Tile<F, MT, NT>::kStage;
-}
-
 /// Resident blocks per SM from the shared memory of the variant (registers allow more).
 int blocks_per_sm(int smem_bytes) {
   const int per_sm = 227 * 1024;  // sm_90: 228 KB per SM, 1 KB reserved per block
   return std::max(1, std::min(4, per_sm / (smem_bytes + 1024)));
 }
 
-int smem_bytes_for(WeightFormat f, int mt, int nt, int stages) {
-  const int kc = k_per_chunk(f);
-  const int u = kc / 32;
-  const int br = kWarps * mt * 16;
+/// Dynamic shared memory of a variant: S stages of W, NVFP4 scales and x (see Tile).
+int smem_bytes_for(WeightFormat f, const Variant& v) {
+  const int u = k_per_chunk(f) / 32;
+  const int br = kWarps * v.mt * 16;
   const int w = br * 64, sc = f == WeightFormat::kNVFP4 ? br * 8 : 0;
-  const int xs = nt * 8 * (u * 64 + (u == 1 ? 0 : 64));
-  return stages * (w + sc + xs);
+  const int xs = v.nt * 8 * (u * 64 + (u == 1 ? 0 : 64));
+  return v.stages * (w + sc + xs);
 }
 
-Plan make_plan(const GemmWeight& W, int M) {
+/// Default variant by M: the fewest token tiles of 8 that hold M (up to 64 per block), and as
+/// many W rows per warp as the registers allow for that many accumulators.
+int default_variant(int M) { return M <= 16 ? 0 : M <= 32 ? 3 : 5; }
+
+/// Grid of a call. `splits` > 0 forces the split count along K; 0 picks the smallest count
+/// whose last wave of blocks is at least 80% full (else the fullest), with >= 2 chunks per
+/// split and the partial sums within kMmaGemmMaxWorkspace.
+Plan make_plan(const GemmWeight& W, int M, int variant, int splits) {
   Plan pl;
-  pl.nt = M <= 16 ? 2 : M <= 32 ? 4 : 8;
-  pl.mt = pl.nt == 8 ? 2 : 4;
-  pl.stages = pl.nt == 8 ? 3 : 4;
-  const int br = kWarps * pl.mt * 16;
+  pl.variant = variant;
+  const Variant& v = kVariants[variant];
+  const int br = kWarps * v.mt * 16;
   pl.row_blocks = (W.N + br - 1) / br;
-  pl.token_tiles = (M + pl.nt * 8 - 1) / (pl.nt * 8);
+  pl.token_tiles = (M + v.nt * 8 - 1) / (v.nt * 8);
   pl.nchunks = (W.K + k_per_chunk(W.format) - 1) / k_per_chunk(W.format);
-  const long long base = static_cast<long long>(pl.row_blocks) * pl.token_tiles;
-  const long long wave = static_cast<long long>(sm_count()) * blocks_per_sm(smem_bytes_for(W.format, pl.mt, pl.nt, pl.stages));
   const size_t per_split = static_cast<size_t>(M) * W.N * sizeof(float);
-  int max_splits = std::max(1, pl.nchunks / 2);
-  max_splits = std::min<long long>(max_splits, std::max<size_t>(1, kMmaGemmMaxWorkspace / per_split));
-  max_splits = std::min(max_splits, 32);
-  // Smallest split count whose last wave is at least 80% full; else the fullest.
-  int best = 1;
-  double best_eff = 0;
-  for (int s = 1; s <= max_splits && base < wave; ++s) {
-    const long long blocks = base * s;
-    const double eff = static_cast<double>(blocks) / (static_cast<double>((blocks + wave - 1) / wave) * wave);
-    if (eff > best_eff + 1e-9) {
-      best_eff = eff;
-      best = s;
+  if (splits > 0) {
+    pl.splits = std::min(splits, pl.nchunks);
+  } else {
+    const long long base = static_cast<long long>(pl.row_blocks) * pl.token_tiles;
+    const long long wave = static_cast<long long>(sm_count()) * blocks_per_sm(smem_bytes_for(W.format, v));
+    int max_splits = std::max(1, pl.nchunks / 2);
+    max_splits = static_cast<int>(std::min<size_t>(max_splits, std::max<size_t>(1, kMmaGemmMaxWorkspace / per_split)));
+    max_splits = std::min(max_splits, 32);
+    int best = 1;
+    double best_eff = 0;
+    for (int s = 1; s <= max_splits && base < wave; ++s) {
+      const long long blocks = base * s;
+      const double eff = static_cast<double>(blocks) / (static_cast<double>((blocks + wave - 1) / wave) * wave);
+      if (eff > best_eff + 1e-9) {
+        best_eff = eff;
+        best = s;
+      }
+      if (eff >= 0.8) break;
     }
-    if (eff >= 0.8) break;
+    pl.splits = best;
   }
-  pl.splits = best;
   pl.workspace = pl.splits > 1 ? per_split * pl.splits : 0;
   return pl;
 }
 
+int find_variant(const MmaGemmTiling& t) {
+  for (int i = 0; i < kNumVariants; ++i)
+    if (kVariants[i].mt == t.mt && kVariants[i].nt == t.nt && kVariants[i].stages == t.stages) return i;
+  throw InvalidArgument("mma_gemm: no compiled variant with mt=" + std::to_string(t.mt) + " nt=" +
+                        std::to_string(t.nt) + " stages=" + std::to_string(t.stages) + " (see mma_gemm_tilings)");
+}
+
 template <Fmt F, int MT, int NT, int S>
 void launch_variant(const Params& p, const Plan& pl, cudaStream_t stream) {
-  constexpr int smem = stage_smem<F, MT, NT, S>();
+  constexpr int smem = S * Tile<F, MT, NT>::kStage;
   static std::once_flag once;
   std::call_once(once, [] {
     QUENCH_CUDA_CHECK(
@@ -425,9 +445,17 @@ void launch_variant(const Params& p, const Plan& pl, cudaStream_t stream) {
 
 template <Fmt F>
 void launch_format(const Params& p, const Plan& pl, cudaStream_t stream) {
-  if (pl.nt == 2) launch_variant<F, 4, 2, 4>(p, pl, stream);
-  else if (pl.nt == 4) launch_variant<F, 4, 4, 4>(p, pl, stream);
-  else launch_variant<F, 2, 8, 3>(p, pl, stream);
+  static_assert(kNumVariants == 8, "one case per entry of kVariants");
+  switch (pl.variant) {
+    case 0: launch_variant<F, 4, 2, 4>(p, pl, stream); break;
+    case 1: launch_variant<F, 2, 2, 4>(p, pl, stream); break;
+    case 2: launch_variant<F, 8, 2, 4>(p, pl, stream); break;
+    case 3: launch_variant<F, 4, 4, 4>(p, pl, stream); break;
+    case 4: launch_variant<F, 2, 4, 4>(p, pl, stream); break;
+    case 5: launch_variant<F, 2, 8, 3>(p, pl, stream); break;
+    case 6: launch_variant<F, 4, 8, 3>(p, pl, stream); break;
+    default: launch_variant<F, 2, 8, 4>(p, pl, stream); break;
+  }
 }
 
 void check(const GemmWeight& W, const bf16* x, int M, const float* y) {
@@ -448,11 +476,26 @@ GemmWeight gemm_weight(const DeviceLinear& W) {
   return GemmWeight{W.format, W.N, W.K, W.data.get(), W.block_scales.get<uint8_t>(), W.scale};
 }
 
+std::vector<MmaGemmTiling> mma_gemm_tilings() {
+  std::vector<MmaGemmTiling> out;
+  for (const Variant& v : kVariants) out.push_back({v.mt, v.nt, v.stages, 0});
+  return out;
+}
+
+MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M) {
+  const int v = default_variant(M);
+  return {kVariants[v].mt, kVariants[v].nt, kVariants[v].stages, make_plan(W, M, v, 0).splits};
+}
+
 size_t mma_gemm_workspace_bytes(const GemmWeight& W, int M) {
   if (W.N <= 0 || W.K <= 0 || M <= 0) return 0;
-  return make_plan(W, M).workspace;
+  return make_plan(W, M, default_variant(M), 0).workspace;
 }
 size_t mma_gemm_workspace_bytes(const DeviceLinear& W, int M) { return mma_gemm_workspace_bytes(gemm_weight(W), M); }
+size_t mma_gemm_workspace_bytes(const GemmWeight& W, int M, const MmaGemmTiling& t) {
+  if (W.N <= 0 || W.K <= 0 || M <= 0) return 0;
+  return make_plan(W, M, find_variant(t), t.splits).workspace;
+}
 
 // Crossover (first version, before the H200 measurements): quantized weights through this kernel
 // up to M = 512 (dequantize + cuBLAS pays a full bf16 copy of W per call); bf16 weights up to
@@ -463,10 +506,10 @@ bool mma_gemm_preferred(const GemmWeight& W, int M) {
 }
 bool mma_gemm_preferred(const DeviceLinear& W, int M) { return mma_gemm_preferred(gemm_weight(W), M); }
 
-void mma_gemm(const GemmWeight& W, const bf16* x, int M, float* y, void* workspace, size_t workspace_bytes,
-              cudaStream_t stream) {
-  check(W, x, M, y);
-  const Plan pl = make_plan(W, M);
+namespace {
+
+void run_plan(const GemmWeight& W, const Plan& pl, const bf16* x, int M, float* y, void* workspace,
+              size_t workspace_bytes, cudaStream_t stream) {
   if (pl.workspace > workspace_bytes || (pl.workspace && !workspace))
     throw InvalidArgument("mma_gemm: workspace of " + std::to_string(workspace_bytes) + " bytes, needs " +
                           std::to_string(pl.workspace) + " (mma_gemm_workspace_bytes)");
@@ -509,6 +552,20 @@ void mma_gemm(const GemmWeight& W, const bf16* x, int M, float* y, void* workspa
     splitk_reduce_kernel<<<blocks, 256, 0, stream>>>(p.partial, pl.splits, n, p.out_scale, y);
     QUENCH_CUDA_LAUNCH_CHECK();
   }
+}
+
+}  // namespace
+
+void mma_gemm(const GemmWeight& W, const bf16* x, int M, float* y, void* workspace, size_t workspace_bytes,
+              cudaStream_t stream) {
+  check(W, x, M, y);
+  run_plan(W, make_plan(W, M, default_variant(M), 0), x, M, y, workspace, workspace_bytes, stream);
+}
+
+void mma_gemm(const GemmWeight& W, const MmaGemmTiling& t, const bf16* x, int M, float* y, void* workspace,
+              size_t workspace_bytes, cudaStream_t stream) {
+  check(W, x, M, y);
+  run_plan(W, make_plan(W, M, find_variant(t), t.splits), x, M, y, workspace, workspace_bytes, stream);
 }
 
 void mma_gemm(const DeviceLinear& W, const bf16* x, int M, float* y, void* workspace, size_t workspace_bytes,

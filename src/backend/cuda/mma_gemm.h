@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "backend/cuda/device_weights.h"
 
@@ -58,5 +59,22 @@ void mma_gemm(const GemmWeight& W, const bf16* x, int M, float* y, void* workspa
               cudaStream_t stream);
 void mma_gemm(const DeviceLinear& W, const bf16* x, int M, float* y, void* workspace, size_t workspace_bytes,
               cudaStream_t stream);
+
+/// One kernel configuration: `mt` tiles of 16 W rows per warp (4 warps per block), `nt` tiles of
+/// 8 tokens per block, `stages` cp.async pipeline stages, `splits` parts along K (0 = automatic).
+/// For tuning sweeps (bench-kernels "gemm") and tests; mma_gemm picks its own by M.
+struct MmaGemmTiling {
+  int mt = 0, nt = 0, stages = 0, splits = 0;
+};
+/// The compiled configurations (splits = 0).
+std::vector<MmaGemmTiling> mma_gemm_tilings();
+/// The configuration mma_gemm(W, x, M, ...) uses, with its split count resolved.
+MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M);
+/// Workspace bytes of an explicit configuration (splits * M * N * 4 when splits > 1, else 0).
+size_t mma_gemm_workspace_bytes(const GemmWeight& W, int M, const MmaGemmTiling& t);
+/// mma_gemm with an explicit configuration from mma_gemm_tilings() (splits clamped to the number
+/// of K chunks). Throws InvalidArgument for a configuration that is not compiled.
+void mma_gemm(const GemmWeight& W, const MmaGemmTiling& t, const bf16* x, int M, float* y, void* workspace,
+              size_t workspace_bytes, cudaStream_t stream);
 
 }  // namespace quench::cuda
