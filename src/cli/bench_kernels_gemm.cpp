@@ -124,9 +124,8 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
                      mma_us});
       if (sweep(s, M)) {  // every compiled tiling, automatic split count
         for (const cuda::MmaGemmTiling& v : cuda::mma_gemm_tilings()) {
-          const size_t need = cuda::mma_gemm_workspace_bytes(weight(0), M, v);
-          if (need > ws.bytes()) continue;
-          const size_t splits = need ? need / (static_cast<size_t>(M) * s.N * 4) : 1;
+          if (cuda::mma_gemm_workspace_bytes(weight(0), M, v) > ws.bytes()) continue;
+          const int splits = cuda::mma_gemm_tiling(weight(0), M, v).splits;
           k = 0;
           const double us = median_kernel_us(
               [&] {

@@ -153,8 +153,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, MmaGemmTest, ::testing::ValuesIn(cases()),
                                   std::to_string(i.param.K) + "_M" + std::to_string(i.param.M);
                          });
 
-// Every compiled kernel variant (the default picks only some of them by M) and a forced split
-// count, on one shape with every tail: N, K and M not multiples of any tile.
+// Every compiled kernel variant (the default picks only some of them by M) and forced split
+// counts (both reductions), on one shape with every tail: N, K and M not multiples of any tile.
 TEST(MmaGemm, EveryTilingMatchesReference) {
   QUENCH_SKIP_WITHOUT_GPU();
   const int N = 333, K = 1040, M = 45;
@@ -165,7 +165,7 @@ TEST(MmaGemm, EveryTilingMatchesReference) {
     auto dx = testing::to_device(testing::random_bf16(static_cast<size_t>(M) * K, 1.0f, rng, xf));
     const auto ref = reference(w.values, xf, N, K, M);
     for (cuda::MmaGemmTiling t : cuda::mma_gemm_tilings()) {
-      for (int splits : {1, 3}) {
+      for (int splits : {1, 3, 9}) {  // 3: reduced in a cluster; 9: partials + reduction kernel
         t.splits = splits;
         SCOPED_TRACE(::testing::Message() << weight_format_name(f) << " mt=" << t.mt << " nt=" << t.nt
                                         << " stages=" << t.stages << " splits=" << splits);

@@ -23,6 +23,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
+#include <cooperative_groups.h>
 
 #include <algorithm>
 #include <mutex>
@@ -52,6 +53,9 @@ struct Tile {
   static constexpr int kXStride = U * 64 + (U == 1 ? 0 : 64);
   static constexpr int kXBytes = BT * kXStride;
   static constexpr int kStage = kWBytes + kScBytes + kXBytes;
+  static constexpr int kRedBytes = kThreads * MT * NT * 16;  ///< accumulators for the cluster reduce
+  template <int S>
+  static constexpr int smem() { return S * kStage > kRedBytes ? S * kStage : kRedBytes; }
 };
 
 struct Params {
@@ -66,6 +70,7 @@ struct Params {
   float out_scale;
   bool w_aligned16;       // every W row starts 16-byte aligned
   bool sc_aligned4;       // every block-scale chunk starts 4-byte aligned
+  bool cluster_reduce;    // splits > 1 reduced inside a cluster of `splits` blocks (no partials)
 };
 
 // ---- PTX wrappers --------------------------------------------------------------------------
@@ -279,13 +284,14 @@ template <Fmt F, int MT, int NT, int S>
 __global__ void __launch_bounds__(kThreads) mma_gemm_kernel(const Params p) {
   using T = Tile<F, MT, NT>;
   extern __shared__ __align__(16) uint8_t smem[];
-  // Block order: token tile fastest, then split, then row block, so the blocks sharing W rows
-  // run together and W is fetched from DRAM once.
+  // Block order: split fastest (a thread-block cluster is `splits` consecutive blocks), then
+  // token tile, then row block, so the blocks sharing W rows run together and W is fetched from
+  // DRAM once.
   int b = blockIdx.x;
-  const int tt = b % p.token_tiles;
-  b /= p.token_tiles;
   const int split = b % p.splits;
-  const int rb = b / p.splits;
+  b /= p.splits;
+  const int tt = b % p.token_tiles;
+  const int rb = b / p.token_tiles;
   const int row0 = rb * T::BR, tok0 = tt * T::BT;
   const int c_begin = static_cast<int>(static_cast<long long>(p.nchunks) * split / p.splits);
   const int c_end = static_cast<int>(static_cast<long long>(p.nchunks) * (split + 1) / p.splits);
@@ -315,6 +321,47 @@ __global__ void __launch_bounds__(kThreads) mma_gemm_kernel(const Params p) {
   cp_async_wait<0>();
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+  if (p.splits > 1 && p.cluster_reduce) {
+    // Split-K inside a thread-block cluster: every block parks its accumulators in its own shared
+    // memory; block `rank` sums its slice of the tile over the cluster's blocks (distributed
+    // shared memory, fixed order: deterministic) and writes y.
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    constexpr int kF4 = MT * NT;  // float4 per thread
+    __syncthreads();              // the pipeline's shared memory is free
+    float4* red = reinterpret_cast<float4*>(smem);
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int j = 0; j < NT; ++j)
+        red[threadIdx.x * kF4 + mt * NT + j] = make_float4(acc[mt][j][0], acc[mt][j][1], acc[mt][j][2], acc[mt][j][3]);
+    cluster.sync();
+    constexpr int kTotal = kThreads * kF4;
+    const int per = (kTotal + p.splits - 1) / p.splits;
+    const int e_end = min(kTotal, (split + 1) * per);
+    for (int e = split * per + threadIdx.x; e < e_end; e += kThreads) {
+      float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      for (int q = 0; q < p.splits; ++q) {
+        const float4 v = cluster.map_shared_rank(red, q)[e];
+        sum.x += v.x;
+        sum.y += v.y;
+        sum.z += v.z;
+        sum.w += v.w;
+      }
+      const int t = e / kF4, mj = e % kF4, mt = mj / NT, j = mj % NT;
+      const int tl = t % 32, tg = tl / 4, tt4 = tl % 4;
+      const int row = row0 + ((t / 32) * MT + mt) * 16 + tg;
+      const int tok = tok0 + 8 * j + 2 * tt4;
+      const float v4[4] = {sum.x, sum.y, sum.z, sum.w};
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int rr = row + (r >= 2 ? 8 : 0), tk = tok + (r & 1);
+        if (rr < p.N && tk < p.M) p.y[static_cast<size_t>(tk) * p.N + rr] = v4[r] * p.out_scale;
+      }
+    }
+    cluster.sync();  // keep this block's shared memory alive until the cluster has read it
+    return;
+  }
   float* out = p.splits > 1 ? p.partial + static_cast<size_t>(split) * p.M * p.N : p.y;
   const float scale = p.splits > 1 ? 1.0f : p.out_scale;
 #pragma unroll
@@ -349,9 +396,13 @@ constexpr Variant kVariants[] = {{4, 2, 4}, {2, 2, 4}, {8, 2, 4}, {4, 4, 4},
                                  {2, 4, 4}, {2, 8, 3}, {4, 8, 3}, {2, 8, 4}};
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
+/// Split-K parts reduced inside one thread-block cluster at most (the portable cluster size).
+constexpr int kMaxClusterSplits = 8;
+
 struct Plan {
   int variant = 0;
   int row_blocks = 0, token_tiles = 0, nchunks = 0, splits = 1;
+  bool cluster = false;  ///< splits reduced in a cluster (else partials + splitk_reduce_kernel)
   size_t workspace = 0;
 };
 
@@ -367,28 +418,19 @@ int sm_count() {
 
 int k_per_chunk(WeightFormat f) { return f == WeightFormat::kNVFP4 ? 128 : f == WeightFormat::kFP8 ? 64 : 32; }
 
-/// Resident blocks per SM from the shared memory of the variant (registers allow more).
-int blocks_per_sm(int smem_bytes) {
-  const int per_sm = 227 * 1024;  // sm_90: 228 KB per SM, 1 KB reserved per block
-  return std::max(1, std::min(4, per_sm / (smem_bytes + 1024)));
+/// Default variant by M (the fewest token tiles of 8 that hold M, up to 64 per block) and N:
+/// 4 W tiles per warp unless that leaves fewer than one block per SM even split 8 ways along K.
+int default_variant(const GemmWeight& W, int M) {
+  if (M > 32) return 5;
+  const int wide = M <= 16 ? 0 : 3, narrow = M <= 16 ? 1 : 4;
+  const long long blocks = static_cast<long long>((W.N + 255) / 256) * kMaxClusterSplits;
+  return blocks >= sm_count() ? wide : narrow;
 }
 
-/// Dynamic shared memory of a variant: S stages of W, NVFP4 scales and x (see Tile).
-int smem_bytes_for(WeightFormat f, const Variant& v) {
-  const int u = k_per_chunk(f) / 32;
-  const int br = kWarps * v.mt * 16;
-  const int w = br * 64, sc = f == WeightFormat::kNVFP4 ? br * 8 : 0;
-  const int xs = v.nt * 8 * (u * 64 + (u == 1 ? 0 : 64));
-  return v.stages * (w + sc + xs);
-}
-
-/// Default variant by M: the fewest token tiles of 8 that hold M (up to 64 per block), and as
-/// many W rows per warp as the registers allow for that many accumulators.
-int default_variant(int M) { return M <= 16 ? 0 : M <= 32 ? 3 : 5; }
-
-/// Grid of a call. `splits` > 0 forces the split count along K; 0 picks the smallest count
-/// whose last wave of blocks is at least 80% full (else the fullest), with >= 2 chunks per
-/// split and the partial sums within kMmaGemmMaxWorkspace.
+/// Grid of a call. `splits` > 0 forces the split count along K; 0 splits until the grid has
+/// 1.75 blocks per SM or more (enough W bytes in flight for a memory-bound kernel), with >= 2 K
+/// chunks per split and at most kMaxClusterSplits, so the reduction stays inside a cluster.
+/// Forced counts above kMaxClusterSplits write partial sums to the workspace instead.
 Plan make_plan(const GemmWeight& W, int M, int variant, int splits) {
   Plan pl;
   pl.variant = variant;
@@ -397,29 +439,18 @@ Plan make_plan(const GemmWeight& W, int M, int variant, int splits) {
   pl.row_blocks = (W.N + br - 1) / br;
   pl.token_tiles = (M + v.nt * 8 - 1) / (v.nt * 8);
   pl.nchunks = (W.K + k_per_chunk(W.format) - 1) / k_per_chunk(W.format);
-  const size_t per_split = static_cast<size_t>(M) * W.N * sizeof(float);
   if (splits > 0) {
     pl.splits = std::min(splits, pl.nchunks);
   } else {
     const long long base = static_cast<long long>(pl.row_blocks) * pl.token_tiles;
-    const long long wave = static_cast<long long>(sm_count()) * blocks_per_sm(smem_bytes_for(W.format, v));
-    int max_splits = std::max(1, pl.nchunks / 2);
-    max_splits = static_cast<int>(std::min<size_t>(max_splits, std::max<size_t>(1, kMmaGemmMaxWorkspace / per_split)));
-    max_splits = std::min(max_splits, 32);
-    int best = 1;
-    double best_eff = 0;
-    for (int s = 1; s <= max_splits && base < wave; ++s) {
-      const long long blocks = base * s;
-      const double eff = static_cast<double>(blocks) / (static_cast<double>((blocks + wave - 1) / wave) * wave);
-      if (eff > best_eff + 1e-9) {
-        best_eff = eff;
-        best = s;
-      }
-      if (eff >= 0.8) break;
-    }
-    pl.splits = best;
+    const long long target = 7LL * sm_count() / 4;
+    const long long want = (target + base - 1) / base;
+    pl.splits = static_cast<int>(std::max(1LL, std::min({want, static_cast<long long>(kMaxClusterSplits),
+                                                         static_cast<long long>(pl.nchunks / 2)})));
   }
-  pl.workspace = pl.splits > 1 ? per_split * pl.splits : 0;
+  pl.cluster = pl.splits > 1 && pl.splits <= kMaxClusterSplits;
+  const size_t per_split = static_cast<size_t>(M) * W.N * sizeof(float);
+  pl.workspace = pl.splits > 1 && !pl.cluster ? per_split * pl.splits : 0;
   return pl;
 }
 
@@ -432,15 +463,26 @@ int find_variant(const MmaGemmTiling& t) {
 
 template <Fmt F, int MT, int NT, int S>
 void launch_variant(const Params& p, const Plan& pl, cudaStream_t stream) {
-  constexpr int smem = S * Tile<F, MT, NT>::kStage;
+  constexpr int smem = Tile<F, MT, NT>::template smem<S>();
+  auto* kernel = mma_gemm_kernel<F, MT, NT, S>;
   static std::once_flag once;
-  std::call_once(once, [] {
-    QUENCH_CUDA_CHECK(
-        cudaFuncSetAttribute(mma_gemm_kernel<F, MT, NT, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  std::call_once(once, [kernel] {
+    QUENCH_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   });
   const long long blocks = static_cast<long long>(pl.row_blocks) * pl.token_tiles * pl.splits;
-  mma_gemm_kernel<F, MT, NT, S><<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(p);
-  QUENCH_CUDA_LAUNCH_CHECK();
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(blocks));
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = pl.cluster ? static_cast<unsigned>(pl.splits) : 1u;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  QUENCH_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p));
 }
 
 template <Fmt F>
@@ -483,13 +525,19 @@ std::vector<MmaGemmTiling> mma_gemm_tilings() {
 }
 
 MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M) {
-  const int v = default_variant(M);
+  const int v = default_variant(W, M);
   return {kVariants[v].mt, kVariants[v].nt, kVariants[v].stages, make_plan(W, M, v, 0).splits};
+}
+
+MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M, const MmaGemmTiling& t) {
+  MmaGemmTiling r = t;
+  r.splits = make_plan(W, M, find_variant(t), t.splits).splits;
+  return r;
 }
 
 size_t mma_gemm_workspace_bytes(const GemmWeight& W, int M) {
   if (W.N <= 0 || W.K <= 0 || M <= 0) return 0;
-  return make_plan(W, M, default_variant(M), 0).workspace;
+  return make_plan(W, M, default_variant(W, M), 0).workspace;
 }
 size_t mma_gemm_workspace_bytes(const DeviceLinear& W, int M) { return mma_gemm_workspace_bytes(gemm_weight(W), M); }
 size_t mma_gemm_workspace_bytes(const GemmWeight& W, int M, const MmaGemmTiling& t) {
@@ -525,6 +573,7 @@ void run_plan(const GemmWeight& W, const Plan& pl, const bf16* x, int M, float* 
   p.nchunks = pl.nchunks;
   p.splits = pl.splits;
   p.token_tiles = pl.token_tiles;
+  p.cluster_reduce = pl.cluster;
   switch (W.format) {
     case WeightFormat::kNVFP4:
       p.row_bytes = W.K / 2;
@@ -546,7 +595,7 @@ void run_plan(const GemmWeight& W, const Plan& pl, const bf16* x, int M, float* 
     case WeightFormat::kFP8: launch_format<Fmt::kFp8>(p, pl, stream); break;
     case WeightFormat::kBF16: launch_format<Fmt::kBf16>(p, pl, stream); break;
   }
-  if (pl.splits > 1) {
+  if (pl.splits > 1 && !pl.cluster) {
     const size_t n = static_cast<size_t>(M) * W.N;
     const int blocks = static_cast<int>(std::min<size_t>((n + 255) / 256, 4096));
     splitk_reduce_kernel<<<blocks, 256, 0, stream>>>(p.partial, pl.splits, n, p.out_scale, y);
@@ -559,7 +608,7 @@ void run_plan(const GemmWeight& W, const Plan& pl, const bf16* x, int M, float* 
 void mma_gemm(const GemmWeight& W, const bf16* x, int M, float* y, void* workspace, size_t workspace_bytes,
               cudaStream_t stream) {
   check(W, x, M, y);
-  run_plan(W, make_plan(W, M, default_variant(M), 0), x, M, y, workspace, workspace_bytes, stream);
+  run_plan(W, make_plan(W, M, default_variant(W, M), 0), x, M, y, workspace, workspace_bytes, stream);
 }
 
 void mma_gemm(const GemmWeight& W, const MmaGemmTiling& t, const bf16* x, int M, float* y, void* workspace,

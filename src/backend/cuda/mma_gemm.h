@@ -6,11 +6,13 @@
 // Kernel shape (mma_gemm.cu): W rows are the A operand of mma.sync m16n8k16 (rows = output
 // features), x rows the B operand (tokens = the n dimension), fp32 accumulators. W, its block
 // scales and x stream through a multi-stage cp.async shared-memory pipeline in 64-byte-per-row
-// chunks of K; the grid is split along K when rows × token tiles cannot fill the GPU, the partial
-// sums going to `workspace` and a small reduction kernel (deterministic, no atomics).
+// chunks of K; the grid is split along K (up to 8 ways) when rows × token tiles cannot fill the
+// GPU, the parts summed inside a thread-block cluster through distributed shared memory
+// (deterministic, no atomics, no workspace). Explicit tilings with more splits use `workspace`
+// and a small reduction kernel.
 //
-// Every call is CUDA-graph capturable: it enqueues one or two kernels on `stream`, allocates
-// nothing and never synchronises. The first call per kernel variant sets its shared-memory
+// Every call is CUDA-graph capturable: it enqueues one kernel (two for split-K through memory) on
+// `stream`, allocates nothing and never synchronises. The first call per kernel variant sets its shared-memory
 // attribute and reads the SM count (do one eager call before capturing, as the runner does).
 #pragma once
 
@@ -41,7 +43,8 @@ GemmWeight gemm_weight(const DeviceLinear& W);
 /// caller can allocate one fixed workspace once.
 inline constexpr size_t kMmaGemmMaxWorkspace = size_t{16} << 20;
 
-/// Bytes of workspace mma_gemm needs for this weight and M (0 when no split along K is used).
+/// Bytes of workspace mma_gemm needs for this weight and M (0 with the default tilings, which
+/// reduce split-K parts inside a cluster).
 /// Always <= kMmaGemmMaxWorkspace. Reads the device's SM count on first use.
 size_t mma_gemm_workspace_bytes(const GemmWeight& W, int M);
 size_t mma_gemm_workspace_bytes(const DeviceLinear& W, int M);
@@ -70,7 +73,10 @@ struct MmaGemmTiling {
 std::vector<MmaGemmTiling> mma_gemm_tilings();
 /// The configuration mma_gemm(W, x, M, ...) uses, with its split count resolved.
 MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M);
-/// Workspace bytes of an explicit configuration (splits * M * N * 4 when splits > 1, else 0).
+/// `t` with its split count resolved as mma_gemm(W, t, x, M, ...) would.
+MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M, const MmaGemmTiling& t);
+/// Workspace bytes of an explicit configuration: splits * M * N * 4 when splits exceeds the
+/// cluster size (8) and partial sums go through memory, else 0.
 size_t mma_gemm_workspace_bytes(const GemmWeight& W, int M, const MmaGemmTiling& t);
 /// mma_gemm with an explicit configuration from mma_gemm_tilings() (splits clamped to the number
 /// of K chunks). Throws InvalidArgument for a configuration that is not compiled.
