@@ -185,6 +185,26 @@ TEST(MmaGemm, EveryTilingMatchesReference) {
   }
 }
 
+// The prefill path's dequantization (above the crossover): bf16(w) must equal the CPU's exact
+// fp32 value rounded once, for every element; odd block counts and odd shapes included.
+TEST(MmaGemm, DequantWeightToBf16IsExact) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  for (WeightFormat f : {WeightFormat::kFP8, WeightFormat::kNVFP4})
+    for (auto [N, K] : {std::pair{3, 208}, {300, 1040}, {1537, 3840}}) {
+      SCOPED_TRACE(::testing::Message() << weight_format_name(f) << " N=" << N << " K=" << K);
+      std::mt19937 rng(77 + N + K + static_cast<int>(f));
+      TestWeight w = make_weight(f, N, K, rng);
+      cuda::DeviceBuffer out(static_cast<size_t>(N) * K * 2);
+      testing::poison(out);
+      cuda::dequant_weight_to_bf16(w.view, out.get<cuda::bf16>(), nullptr);
+      QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+      auto wb = testing::to_host<uint16_t>(out, static_cast<size_t>(N) * K);
+      size_t bad = 0;
+      for (size_t i = 0; i < wb.size(); ++i) bad += wb[i] != f32_to_bf16(w.values[i]);
+      EXPECT_EQ(bad, 0u);
+    }
+}
+
 TEST(MmaGemm, RejectsKNotMultipleOf16) {
   cuda::GemmWeight w{WeightFormat::kBF16, 64, 72, reinterpret_cast<const void*>(uintptr_t{256}), nullptr, 1.0f};
   try {

@@ -66,11 +66,7 @@ void LinearExecutor::run(const DeviceLinear& W, const bf16* x, int M, float* y) 
   }
   const size_t need = static_cast<size_t>(W.N) * W.K * sizeof(bf16);
   if (scratch_.bytes() < need) scratch_.reset(need);
-  if (W.format == WeightFormat::kFP8)
-    dequant_fp8_to_bf16(W.data.get<uint8_t>(), W.scale, W.N, W.K, scratch_.get<bf16>(), stream_);
-  else
-    dequant_nvfp4_to_bf16(W.data.get<uint8_t>(), W.block_scales.get<uint8_t>(), W.scale, W.N, W.K,
-                          scratch_.get<bf16>(), stream_);
+  dequant_weight_to_bf16(gemm_weight(W), scratch_.get<bf16>(), stream_);  // coalesced (mma_gemm_dequant.cu)
   run_bf16(scratch_.get<bf16>(), W.N, W.K, x, M, y);
 }
 

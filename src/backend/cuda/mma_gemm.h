@@ -83,4 +83,10 @@ size_t mma_gemm_workspace_bytes(const GemmWeight& W, int M, const MmaGemmTiling&
 void mma_gemm(const GemmWeight& W, const MmaGemmTiling& t, const bf16* x, int M, float* y, void* workspace,
               size_t workspace_bytes, cudaStream_t stream);
 
+/// FP8 or NVFP4 W -> out bf16 [N, K] (16-byte aligned), for the dequantize + cuBLAS path above the
+/// crossover: coalesced 16-byte loads and stores (mma_gemm_dequant.cu). Values are the fp32 values
+/// of io/dequant.h rounded once to bf16. Throws InvalidArgument for bf16 W, K % 16 != 0 or
+/// misaligned pointers.
+void dequant_weight_to_bf16(const GemmWeight& W, bf16* out, cudaStream_t stream);
+
 }  // namespace quench::cuda
