@@ -13,7 +13,8 @@
 namespace {
 
 struct QuantizeCliOptions {
-  std::string in_dir, out_dir, scheme = "nvfp4-mlp", calib, heldout, report, kv_cache_dtype = "auto", skills;
+  std::string in_dir, out_dir, scheme = "nvfp4-mlp", calib, heldout, report, kv_cache_dtype = "auto", skills,
+      device = "auto";
   int skill_limit = 0, skill_max_new_tokens = 128;
   std::vector<std::string> exclude;
   int calib_samples = 16, calib_seq_len = 256, quality_samples = 6;
@@ -44,6 +45,7 @@ int run(const QuantizeCliOptions& o) {
   job.out_dir = o.out_dir;
   job.export_options.scheme = parse_quant_scheme(o.scheme);
   job.export_options.exclude = o.exclude;
+  job.export_options.device = parse_quant_device(o.device);
   if (o.kv_cache_dtype == "fp8" || o.kv_cache_dtype == "fp8_e4m3") job.export_options.kv_cache_fp8 = true;
   else if (o.kv_cache_dtype != "auto")
     throw InvalidArgument("--kv-cache-dtype '" + o.kv_cache_dtype + "': expected auto, fp8 or fp8_e4m3");
@@ -98,6 +100,10 @@ const bool registered = quench::cli::register_verb(
        app.add_option("--skill-max-new-tokens", o->skill_max_new_tokens,
                       "Greedy reply budget per skill item (default 128)")
            ->check(CLI::Range(1, 1 << 16));
+       app.add_option("--device", o->device,
+                      "Where weights are quantized: auto (default: cuda when this build has CUDA and a GPU is "
+                      "present), cpu or cuda; both write the same bytes")
+           ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
        app.add_option("--max-shard-size", o->max_shard_gb, "Max GB of tensor data per safetensors shard (default 5)");
        return [o] { return run(*o); };
      }});

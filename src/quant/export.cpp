@@ -2,8 +2,6 @@
 #include "quant/export.h"
 
 #include <algorithm>
-#include <cmath>
-#include <cstring>
 #include <map>
 #include <set>
 
@@ -11,17 +9,17 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"              // InvalidArgument, UnsupportedError
-#include "core/numeric.h"            // fp8e4m3_to_f32, f16_to_f32
 #include "io/safetensors.h"          // Checkpoint, write_file_atomic
 #include "io/text_file.h"            // read_text_file
 #include "quant/calibration.h"       // ActivationAmax
-#include "quant/fp8.h"               // fp8_scale, fp8_quantize
+#include "quant/fp8.h"               // fp8_scale
 #include "quant/memory.h"            // release_mapped_pages
 #include "quant/modelopt_config.h"   // ModelOptExport, hf_quant_config_json, config_quantization_config
 #include "quant/multimodal_names.h"  // vllm_multimodal_name, multimodal_ignore_entries
-#include "quant/nvfp4.h"             // nvfp4_*
+#include "quant/nvfp4.h"             // nvfp4_global_scale, kNvfp4BlockSize
 #include "quant/shard_writer.h"      // ShardedSafetensorsWriter
 #include "quant/staging_dir.h"       // copy_auxiliary_files
+#include "quant/weight_quantizer.h"  // make_weight_quantizer
 
 namespace fs = std::filesystem;
 
@@ -36,58 +34,7 @@ struct Step {
   WeightFormat format = WeightFormat::kBF16;
 };
 
-double rel_l2_nvfp4(const std::vector<float>& w, const Nvfp4Tensor& q) {
-  double num = 0.0, den = 0.0;
-#pragma omp parallel for reduction(+ : num, den) schedule(static)
-  for (int64_t r = 0; r < q.rows; ++r) {
-    std::vector<float> row(q.cols);
-    nvfp4_dequantize_row(q.packed.data() + r * (q.cols / 2), q.scales.data() + r * (q.cols / kNvfp4BlockSize),
-                         q.cols, q.global_scale, row.data());
-    for (int64_t c = 0; c < q.cols; ++c) {
-      const double x = w[r * q.cols + c], d = x - row[c];
-      num += d * d;
-      den += x * x;
-    }
-  }
-  return den > 0 ? std::sqrt(num / den) : 0.0;
-}
-
-double rel_l2_fp8(const std::vector<float>& w, const std::vector<uint8_t>& q, float scale) {
-  double num = 0.0, den = 0.0;
-  const auto n = static_cast<int64_t>(w.size());
-  float table[256];
-  for (int i = 0; i < 256; ++i) table[i] = fp8e4m3_to_f32(static_cast<uint8_t>(i));
-#pragma omp parallel for reduction(+ : num, den) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const double x = w[i], d = x - static_cast<double>(table[q[i]] * scale);
-    num += d * d;
-    den += x * x;
-  }
-  return den > 0 ? std::sqrt(num / den) : 0.0;
-}
-
 void append_scalar(ShardedSafetensorsWriter& wr, const std::string& name, float v) { wr.append(name, &v, 4); }
-
-/// The whole weight as fp32 (exact for BF16/F16/F32), converted in parallel.
-std::vector<float> weight_to_f32(const TensorView& t) {
-  const int64_t n = t.numel();
-  std::vector<float> out(static_cast<std::size_t>(n));
-  if (t.dtype == DType::kBF16) {
-    const auto* src = reinterpret_cast<const uint16_t*>(t.data);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      const uint32_t bits = static_cast<uint32_t>(src[i]) << 16;
-      std::memcpy(&out[i], &bits, 4);
-    }
-  } else if (t.dtype == DType::kF16) {
-    const auto* src = reinterpret_cast<const uint16_t*>(t.data);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(src[i]);
-  } else {
-    std::memcpy(out.data(), t.data, static_cast<std::size_t>(n) * 4);
-  }
-  return out;
-}
 
 /// Copies a tensor's bytes from the mapping in 64 MB pieces, releasing each from RSS after writing.
 void append_passthrough(ShardedSafetensorsWriter& wr, const std::string& name, const TensorView& t) {
@@ -202,6 +149,8 @@ ExportReport export_quantized(const fs::path& in_dir, const fs::path& out_dir, c
   }
 
   // ---- stream ------------------------------------------------------------------------------
+  const std::unique_ptr<WeightQuantizer> quantizer = make_weight_quantizer(opt.device);
+  rep.device = quantizer->description();
   ShardedSafetensorsWriter wr(out_dir, plan, opt.max_shard_bytes);
   std::map<std::string, LinearReport> reports;
   for (const auto& s : steps) {
@@ -209,13 +158,11 @@ ExportReport export_quantized(const fs::path& in_dir, const fs::path& out_dir, c
       append_passthrough(wr, s.out_name, ckpt.get(s.in_name));
       continue;
     }
-    std::vector<std::vector<float>> w32;
+    std::vector<const TensorView*> members;
+    for (const auto& m : s.group) members.push_back(&ckpt.get(m.module + ".weight"));
+    const std::vector<float> member_amax = quantizer->load_group(members);
     float group_amax = 0.0f, group_in_amax = 0.0f;
     for (const auto& m : s.group) {
-      const TensorView& t = ckpt.get(m.module + ".weight");
-      w32.push_back(weight_to_f32(t));
-      release_mapped_pages(t.data, t.nbytes);
-      group_amax = std::max(group_amax, abs_max(w32.back()));
       if (calib) {
         auto it = calib->linear_input.find(m.module);
         if (it == calib->linear_input.end())
@@ -223,32 +170,34 @@ ExportReport export_quantized(const fs::path& in_dir, const fs::path& out_dir, c
         group_in_amax = std::max(group_in_amax, it->second);
       }
     }
+    for (float a : member_amax) group_amax = std::max(group_amax, a);
     for (std::size_t i = 0; i < s.group.size(); ++i) {
       const auto& m = s.group[i];
-      const TensorView& t = ckpt.get(m.module + ".weight");
+      const TensorView& t = *members[i];
+      const int64_t rows = t.shape[0], cols = t.shape[1];
       LinearReport lr;
       lr.module = m.module;
       lr.format = s.format;
-      lr.out_features = t.shape[0];
-      lr.in_features = t.shape[1];
-      lr.weight_amax = abs_max(w32[i]);
+      lr.out_features = rows;
+      lr.in_features = cols;
+      lr.weight_amax = member_amax[i];
       if (s.format == WeightFormat::kNVFP4) {
         const float g = nvfp4_global_scale(group_amax);
-        Nvfp4Tensor q = nvfp4_quantize(w32[i], t.shape[0], t.shape[1], g);
-        wr.append(m.module + ".weight", q.packed.data(), q.packed.size());
-        wr.append(m.module + ".weight_scale", q.scales.data(), q.scales.size());
+        const auto n = static_cast<std::size_t>(rows * cols);
+        std::vector<uint8_t> packed(n / 2), scales(n / kNvfp4BlockSize);
+        lr.rel_l2 = quantizer->quantize_nvfp4(i, g, packed, scales);
+        wr.append(m.module + ".weight", packed.data(), packed.size());
+        wr.append(m.module + ".weight_scale", scales.data(), scales.size());
         append_scalar(wr, m.module + ".weight_scale_2", g);
         lr.weight_global_scale = g;
-        lr.rel_l2 = rel_l2_nvfp4(w32[i], q);
         if (calib) lr.input_scale = nvfp4_global_scale(group_in_amax);
       } else {
         const float sc = fp8_scale(group_amax);
-        std::vector<uint8_t> q(w32[i].size());
-        fp8_quantize(w32[i], sc, q);
+        std::vector<uint8_t> q(static_cast<std::size_t>(rows * cols));
+        lr.rel_l2 = quantizer->quantize_fp8(i, sc, q);
         wr.append(m.module + ".weight", q.data(), q.size());
         append_scalar(wr, m.module + ".weight_scale", sc);
         lr.weight_global_scale = sc;
-        lr.rel_l2 = rel_l2_fp8(w32[i], q, sc);
         if (calib) lr.input_scale = fp8_scale(group_in_amax);
       }
       if (lr.input_scale) append_scalar(wr, m.module + ".input_scale", *lr.input_scale);

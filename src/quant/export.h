@@ -12,6 +12,7 @@
 
 #include "io/quant_config.h"  // WeightFormat
 #include "quant/scheme.h"     // QuantScheme
+#include "quant/weight_quantizer.h"  // QuantDevice
 
 namespace quench {
 
@@ -23,6 +24,7 @@ struct ExportOptions {
   std::vector<std::string> exclude;               ///< glob patterns (io/quant_config.h glob_match) of module names kept BF16
   bool kv_cache_fp8 = false;                      ///< `--kv-cache-dtype fp8`
   std::size_t max_shard_bytes = 5'000'000'000;    ///< data bytes per shard (transformers' default "5GB")
+  QuantDevice device = QuantDevice::kAuto;        ///< `--device`: where weights are quantized (same bytes)
 };
 
 /// Per-Linear outcome.
@@ -46,6 +48,7 @@ struct ExportReport {
   std::size_t num_shards = 0;
   std::size_t num_tensors = 0;
   bool kv_scales_written = false;
+  std::string device;                 ///< WeightQuantizer::description() of the device that quantized
 };
 
 /// Quantizes the checkpoint in `in_dir` into the existing empty directory `out_dir`: shards (+
@@ -54,9 +57,11 @@ struct ExportReport {
 /// / 448 for FP8) and, with kv_cache_fp8, k_scale / v_scale (= amax / 448); without it NVFP4
 /// schemes are written as W4A16_NVFP4 (no input_scale) and FP8 KV without scales (= 1.0).
 /// Fused q/k/v and gate/up share weight_scale_2 / weight_scale and input_scale (§3.5).
+/// Weights are quantized on `options.device` (weight_quantizer.h; CPU and CUDA write the same
+/// bytes), one fused group at a time, streamed from the mmap'd input.
 /// Throws UnsupportedError (input already quantized, NVFP4 input dim not a multiple of 16),
-/// InvalidArgument (--exclude splitting a fused group, FP8 without calibration), FormatError /
-/// IoError from the reader and writer.
+/// InvalidArgument (--exclude splitting a fused group, FP8 without calibration, --device cuda
+/// without a device), FormatError / IoError from the reader and writer, CudaError on the GPU.
 ExportReport export_quantized(const std::filesystem::path& in_dir, const std::filesystem::path& out_dir,
                               const ExportOptions& options, const ActivationAmax* calib);
 

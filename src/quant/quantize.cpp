@@ -42,6 +42,7 @@ nlohmann::ordered_json report_json(const QuantizeJob& job, const QuantizeResult&
   j["quant_algo"] = e.quant_algo;
   j["kv_cache_dtype"] = job.export_options.kv_cache_fp8 ? "fp8" : "auto";
   j["kv_scales_written"] = e.kv_scales_written;
+  j["device"] = e.device;
   j["tensor_bytes"] = e.tensor_bytes;
   j["num_tensors"] = e.num_tensors;
   j["num_shards"] = e.num_shards;
@@ -170,6 +171,7 @@ std::string format_quantize_summary(const QuantizeJob& job, const QuantizeResult
   const auto& e = r.export_report;
   std::string s = fmt::format("quantized {} -> {} ({}, quant_algo {})\n", job.in_dir.string(), job.out_dir.string(),
                               quant_scheme_name(job.export_options.scheme), e.quant_algo);
+  s += fmt::format("  weights quantized on {}\n", e.device);
   s += fmt::format("  {} tensors, {:.3f} GB in {} shard(s); {} file(s) copied; {} tensor(s) renamed\n",
                    e.num_tensors, e.tensor_bytes / 1e9, e.num_shards, e.copied_files.size(), e.renamed.size());
   s += fmt::format("  time {:.1f} s (calibration {:.1f}, export {:.1f}, quality {:.1f}); peak RSS {:.2f} GB\n",

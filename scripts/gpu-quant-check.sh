@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# GPU host, one device call: `quench quantize` on --device cuda and --device cpu must write the same
+# files, and every byte must equal the torch re-implementation of ModelOpt's formulas
+# (tools/fixtures/modelopt_reference_torch.py, independent of quench). Also times both devices.
+#   tiny: models/gemma4-tiny-it in all four schemes (nvfp4-mlp weight-only; nvfp4, fp8 and
+#         nvfp4-mlp+fp8-attn calibrated on the built-in text with FP8 KV scales) and
+#         tests/data/golden/tiny-bf16 (transformers-made) nvfp4 weight-only.   ~1-2 min
+#   12b:  the 12B-shaped random checkpoint (quench synth; reused from scripts/gpu-check.sh's
+#         /dev/shm/quench-12b/bf16 when present) nvfp4-mlp weight-only on cuda and cpu + the torch
+#         check of the cuda output.                                              ~5-8 min with synth
+# Binaries come prebuilt from scripts/gpu-prepare.sh (.carry/gpu-bin.tgz).
+# Usage (device call, repo root, carry [".carry"]): OUT=... scripts/gpu-quant-check.sh [tiny|12b|all]
+# Output: $OUT/quant-check.txt (summary), per-run logs and the torch reports (*.json).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-tiny}
+OUT=${OUT:-/tmp/gpu-quant-out}
+mkdir -p "$OUT"
+[ -x /tmp/gpu-bin/quench ] || tar -xzf .carry/gpu-bin.tgz -C /tmp
+BIN=/tmp/gpu-bin
+cudalibs=$(dirname "$(find /usr/local -name 'libcublas.so.13*' 2>/dev/null | head -1)")
+export LD_LIBRARY_PATH="$BIN/lib:$cudalibs:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+W=/tmp/quench-qcheck
+[ "$(df --output=avail -B1G /dev/shm | tail -1)" -gt 45 ] && W=/dev/shm/quench-qcheck
+mkdir -p "$W"
+S="$OUT/quant-check.txt"
+: >"$S"
+fail=0
+say() { echo "$*" | tee -a "$S"; }
+
+# run NAME IN_DIR [quantize args...]: quantize on cuda and cpu, compare the files, torch-check cuda's.
+run() {
+  local name=$1 in=$2
+  shift 2
+  for dev in cuda cpu; do
+    rm -rf "$W/$name-$dev"
+    local t0=$(date +%s.%N)
+    if ! "$BIN/quench" quantize "$in" "$W/$name-$dev" --device "$dev" --quality-samples 0 "$@" \
+        >"$OUT/$name-$dev.log" 2>&1; then
+      say "FAIL $name: quench quantize --device $dev exited non-zero: $(tail -1 "$OUT/$name-$dev.log")"
+      fail=1
+      return
+    fi
+    say "$name --device $dev: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s wall;" \
+        "$(grep -E 'quantized on|time .* s' "$OUT/$name-$dev.log" | sed 's/^ *//' | tr '\n' ' ')"
+  done
+  local diffs=0 n=0
+  for f in "$W/$name-cpu"/*; do
+    local b=$(basename "$f")
+    [ "$b" = quantization_report.json ] && continue  # device name and timings differ by design
+    n=$((n + 1))
+    cmp -s "$f" "$W/$name-cuda/$b" || { diffs=$((diffs + 1)); say "  DIFFERS cpu vs cuda: $b"; }
+  done
+  if [ "$diffs" -eq 0 ]; then say "  cpu == cuda: $n files byte-identical"; else say "FAIL $name: $diffs of $n files differ"; fail=1; fi
+  if python3 tools/fixtures/modelopt_reference_torch.py "$in" "$W/$name-cuda" --json "$OUT/$name-torch.json" \
+      >"$OUT/$name-torch.log" 2>&1; then
+    say "  torch reference: $(grep -E 'Linears checked|bytes checked|ALL BYTES' "$OUT/$name-torch.log" | sed 's/^ *//' | tr '\n' ' ')"
+  else
+    say "FAIL $name: torch reference: $(tail -12 "$OUT/$name-torch.log" | tr '\n' ' ')"
+    fail=1
+  fi
+}
+
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a "$S"
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' | tee -a "$S"
+
+if [[ $mode == tiny || $mode == all ]]; then
+  M=models/gemma4-tiny-it
+  run tiny-nvfp4-mlp-w4a16 $M --scheme nvfp4-mlp --calib-samples 0
+  run tiny-nvfp4 $M --scheme nvfp4 --kv-cache-dtype fp8
+  run tiny-fp8 $M --scheme fp8 --kv-cache-dtype fp8
+  run tiny-mixed $M --scheme nvfp4-mlp+fp8-attn --kv-cache-dtype fp8
+  run golden-tiny-bf16-nvfp4 tests/data/golden/tiny-bf16 --scheme nvfp4 --calib-samples 0
+fi
+if [[ $mode == 12b || $mode == all ]]; then
+  B=/dev/shm/quench-12b/bf16
+  [ -f $B/config.json ] || B=/tmp/quench-12b/bf16
+  if [ ! -f $B/config.json ]; then
+    B=$W/g12b-bf16
+    s=$(date +%s)
+    [ -f $B/config.json ] || "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $B --no-multimodal \
+      >"$OUT/synth.log" 2>&1
+    say "synth 12B bf16: $(( $(date +%s) - s )) s"
+  fi
+  run g12b-nvfp4-mlp $B --scheme nvfp4-mlp --calib-samples 0
+  rm -rf "$W/g12b-nvfp4-mlp-cpu" "$W/g12b-nvfp4-mlp-cuda"
+fi
+say "quant-check: $([ $fail -eq 0 ] && echo PASSED || echo FAILED)"
+exit $fail
