@@ -1,8 +1,15 @@
-// tests/cuda/gemv_test.cpp: the decode GEMMs (bf16, FP8, NVFP4) against dequantize-then-matmul in
-// double on the CPU, on fresh random data each check, with poisoned outputs.
+// tests/cuda/gemv_test.cpp: the decode GEMMs (bf16, FP8, NVFP4), their fused launches (several
+// Linears in one launch; gate/up + GELU) and the bf16 dequantization kernels, against
+// dequantize-on-the-CPU (io/dequant.h) then matmul in double, on fresh random data each check,
+// with poisoned (NaN) outputs so any unwritten element fails.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+#include <string>
+
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/linear.h"
 #include "cuda_test_util.h"
 #include "io/dequant.h"
 
@@ -11,106 +18,340 @@ namespace {
 
 using testing::rel_l2;
 
-struct Shape {
-  int N, K, M;
+/// A fresh seed per check (printed on failure through SCOPED_TRACE).
+uint32_t fresh_seed() {
+  static std::random_device rd;
+  return rd();
+}
+
+/// One random weight of a format, on the host (raw bytes and the CPU dequantization) and device.
+struct RandomWeight {
+  cuda::GemvFormat format;
+  int N, K;
+  std::vector<uint8_t> data, scales;  // raw bytes as the device holds them
+  float scale = 1.0f;
+  std::vector<float> wf;              // [N, K] dequantized on the CPU
+  cuda::DeviceBuffer d_data, d_scales;
+
+  RandomWeight(cuda::GemvFormat f, int n, int k, std::mt19937& rng) : format(f), N(n), K(k) {
+    std::uniform_int_distribution<int> byte(0, 255);
+    const size_t nk = static_cast<size_t>(N) * K;
+    if (f == cuda::GemvFormat::kBF16) {
+      std::vector<uint16_t> w = testing::random_bf16(nk, 0.05f, rng, wf);
+      data.resize(nk * 2);
+      std::memcpy(data.data(), w.data(), data.size());
+    } else if (f == cuda::GemvFormat::kFP8) {
+      data.resize(nk);
+      for (auto& b : data) {
+        do b = static_cast<uint8_t>(byte(rng));
+        while ((b & 0x7f) == 0x7f);  // no NaN codes (subnormal codes included)
+      }
+      scale = std::uniform_real_distribution<float>(0.002f, 0.03f)(rng);
+      TensorView tv{"w", DType::kF8E4M3, {N, K}, reinterpret_cast<const std::byte*>(data.data()), data.size()};
+      wf = dequant_fp8(tv, scale);
+    } else {
+      data.resize(nk / 2);
+      scales.resize(nk / 16);
+      for (auto& b : data) b = static_cast<uint8_t>(byte(rng));
+      // Block scales over the whole E4M3 range, subnormals and 448 included, mostly mid-range.
+      std::uniform_int_distribution<int> mid(0x28, 0x48), any(0x00, 0x7e), pick(0, 9);
+      for (auto& b : scales) b = static_cast<uint8_t>(pick(rng) == 0 ? any(rng) : mid(rng));
+      scale = std::uniform_real_distribution<float>(2e-4f, 2e-3f)(rng);
+      TensorView tq{"w", DType::kU8, {N, K / 2}, reinterpret_cast<const std::byte*>(data.data()), data.size()};
+      TensorView ts{"s", DType::kF8E4M3, {N, K / 16}, reinterpret_cast<const std::byte*>(scales.data()),
+                    scales.size()};
+      wf = dequant_nvfp4(tq, ts, scale);
+    }
+    d_data = testing::to_device(data);
+    if (!scales.empty()) d_scales = testing::to_device(scales);
+  }
+
+  cuda::GemvJob job(float* y) const {
+    return {format, d_data.get(), scales.empty() ? nullptr : d_scales.get<uint8_t>(), scale, N, y};
+  }
+
+  /// A DeviceLinear holding copies of the same bytes (for LinearExecutor).
+  cuda::DeviceLinear linear() const {
+    cuda::DeviceLinear L;
+    L.format = format == cuda::GemvFormat::kBF16  ? WeightFormat::kBF16
+               : format == cuda::GemvFormat::kFP8 ? WeightFormat::kFP8
+                                                  : WeightFormat::kNVFP4;
+    L.N = N;
+    L.K = K;
+    L.data = testing::to_device(data);
+    if (!scales.empty()) L.block_scales = testing::to_device(scales);
+    L.scale = scale;
+    return L;
+  }
 };
 
-std::vector<float> reference(const std::vector<float>& W, const std::vector<float>& x, int N, int K, int M) {
-  std::vector<float> y(static_cast<size_t>(M) * N);
+/// Random activations x bf16 [M, K] on the device; xf the exact values.
+struct RandomInput {
+  std::vector<float> xf;
+  cuda::DeviceBuffer d;
+  RandomInput(int M, int K, std::mt19937& rng) { d = testing::to_device(testing::random_bf16(size_t(M) * K, 1.0f, rng, xf)); }
+  const cuda::bf16* get() const { return d.get<cuda::bf16>(); }
+};
+
+/// y[m, n] = sum_k x[m, k] W[n, k] in double.
+std::vector<double> reference(const std::vector<float>& W, const std::vector<float>& x, int N, int K, int M) {
+  std::vector<double> y(static_cast<size_t>(M) * N);
   for (int m = 0; m < M; ++m)
     for (int n = 0; n < N; ++n) {
       double s = 0;
-      for (int k = 0; k < K; ++k) s += static_cast<double>(W[static_cast<size_t>(n) * K + k]) * x[static_cast<size_t>(m) * K + k];
-      y[static_cast<size_t>(m) * N + n] = static_cast<float>(s);
+      const float* w = &W[static_cast<size_t>(n) * K];
+      const float* xr = &x[static_cast<size_t>(m) * K];
+      for (int k = 0; k < K; ++k) s += static_cast<double>(w[k]) * xr[k];
+      y[static_cast<size_t>(m) * N + n] = s;
     }
   return y;
 }
 
+/// fp32 accumulation (tensor cores) against double: ||y - ref|| / ||ref|| < 1e-4 and every
+/// element within 1e-3 of the reference's RMS (so one wrong row cannot hide in the norm).
+void expect_close(const std::vector<float>& y, const std::vector<double>& ref, const std::string& what) {
+  ASSERT_EQ(y.size(), ref.size());
+  double num = 0, den = 0, worst = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(y[i])) << what << ": element " << i << " not written / not finite";
+    const double d = y[i] - ref[i];
+    num += d * d;
+    den += ref[i] * ref[i];
+    worst = std::max(worst, std::abs(d));
+  }
+  const double rms = std::sqrt(den / static_cast<double>(y.size()));
+  EXPECT_LT(std::sqrt(num / den), 1e-4) << what;
+  EXPECT_LT(worst, 1e-3 * rms) << what;
+}
+
+const char* name_of(cuda::GemvFormat f) {
+  return f == cuda::GemvFormat::kBF16 ? "bf16" : f == cuda::GemvFormat::kFP8 ? "fp8" : "nvfp4";
+}
+
+struct Shape {
+  int N, K, M;
+};
+
 class GemvTest : public ::testing::TestWithParam<Shape> {};
+
+/// gemv_bf16 / gemv_fp8 / gemv_nvfp4 (the single-job entry points) for one format.
+void check_single(cuda::GemvFormat f, Shape s) {
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(std::string(name_of(f)) + " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K) +
+               " M=" + std::to_string(s.M) + " seed=" + std::to_string(seed));
+  std::mt19937 rng(seed);
+  RandomWeight w(f, s.N, s.K, rng);
+  RandomInput x(s.M, s.K, rng);
+  cuda::DeviceBuffer dy(static_cast<size_t>(s.M) * s.N * 4);
+  testing::poison(dy);
+  if (f == cuda::GemvFormat::kBF16)
+    cuda::gemv_bf16(w.d_data.get<cuda::bf16>(), s.N, s.K, x.get(), s.M, dy.get<float>(), nullptr);
+  else if (f == cuda::GemvFormat::kFP8)
+    cuda::gemv_fp8(w.d_data.get<uint8_t>(), w.scale, s.N, s.K, x.get(), s.M, dy.get<float>(), nullptr);
+  else
+    cuda::gemv_nvfp4(w.d_data.get<uint8_t>(), w.d_scales.get<uint8_t>(), w.scale, s.N, s.K, x.get(), s.M,
+                     dy.get<float>(), nullptr);
+  QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+  expect_close(testing::to_host<float>(dy, static_cast<size_t>(s.M) * s.N), reference(w.wf, x.xf, s.N, s.K, s.M),
+               name_of(f));
+}
 
 TEST_P(GemvTest, Bf16MatchesReference) {
   QUENCH_SKIP_WITHOUT_GPU();
-  const auto [N, K, M] = GetParam();
-  std::mt19937 rng(1234 + N + K + M);
-  std::vector<float> wf, xf;
-  auto w = testing::random_bf16(static_cast<size_t>(N) * K, 0.05f, rng, wf);
-  auto x = testing::random_bf16(static_cast<size_t>(M) * K, 1.0f, rng, xf);
-  auto dw = testing::to_device(w), dx = testing::to_device(x);
-  cuda::DeviceBuffer dy(static_cast<size_t>(M) * N * 4);
-  testing::poison(dy);
-  cuda::gemv_bf16(dw.get<cuda::bf16>(), N, K, dx.get<cuda::bf16>(), M, dy.get<float>(), nullptr);
-  QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
-  auto y = testing::to_host<float>(dy, static_cast<size_t>(M) * N);
-  auto ref = reference(wf, xf, N, K, M);
-  EXPECT_LT(rel_l2(y.data(), ref.data(), y.size()), 1e-5);
+  check_single(cuda::GemvFormat::kBF16, GetParam());
 }
 
 TEST_P(GemvTest, Fp8MatchesReference) {
   QUENCH_SKIP_WITHOUT_GPU();
-  const auto [N, K, M] = GetParam();
-  std::mt19937 rng(99 + N + K + M);
-  std::uniform_int_distribution<int> byte(0, 255);
-  std::vector<uint8_t> w(static_cast<size_t>(N) * K);
-  for (auto& b : w) {
-    do b = static_cast<uint8_t>(byte(rng));
-    while ((b & 0x7f) == 0x7f);  // no NaN codes
-  }
-  const float scale = 0.0137f;
-  TensorView tv{"w", DType::kF8E4M3, {N, K}, reinterpret_cast<const std::byte*>(w.data()), w.size()};
-  const std::vector<float> wf = dequant_fp8(tv, scale);
-  std::vector<float> xf;
-  auto x = testing::random_bf16(static_cast<size_t>(M) * K, 1.0f, rng, xf);
-  auto dw = testing::to_device(w), dx = testing::to_device(x);
-  cuda::DeviceBuffer dy(static_cast<size_t>(M) * N * 4);
-  testing::poison(dy);
-  cuda::gemv_fp8(dw.get<uint8_t>(), scale, N, K, dx.get<cuda::bf16>(), M, dy.get<float>(), nullptr);
-  QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
-  auto y = testing::to_host<float>(dy, static_cast<size_t>(M) * N);
-  auto ref = reference(wf, xf, N, K, M);
-  EXPECT_LT(rel_l2(y.data(), ref.data(), y.size()), 1e-5);
+  check_single(cuda::GemvFormat::kFP8, GetParam());
 }
 
 TEST_P(GemvTest, Nvfp4MatchesDequantizedReference) {
   QUENCH_SKIP_WITHOUT_GPU();
-  const auto [N, K, M] = GetParam();
-  std::mt19937 rng(7 + N + K + M);
-  std::uniform_int_distribution<int> byte(0, 255), sbyte(0x20, 0x60);
-  std::vector<uint8_t> q(static_cast<size_t>(N) * K / 2), s(static_cast<size_t>(N) * K / 16);
-  for (auto& b : q) b = static_cast<uint8_t>(byte(rng));
-  for (auto& b : s) b = static_cast<uint8_t>(sbyte(rng));
-  const float g = 0.00071f;
-  TensorView tq{"w", DType::kU8, {N, K / 2}, reinterpret_cast<const std::byte*>(q.data()), q.size()};
-  TensorView ts{"s", DType::kF8E4M3, {N, K / 16}, reinterpret_cast<const std::byte*>(s.data()), s.size()};
-  const std::vector<float> wf = dequant_nvfp4(tq, ts, g);
-  std::vector<float> xf;
-  auto x = testing::random_bf16(static_cast<size_t>(M) * K, 1.0f, rng, xf);
-  auto dq = testing::to_device(q), ds = testing::to_device(s), dx = testing::to_device(x);
-  cuda::DeviceBuffer dy(static_cast<size_t>(M) * N * 4);
-  testing::poison(dy);
-  cuda::gemv_nvfp4(dq.get<uint8_t>(), ds.get<uint8_t>(), g, N, K, dx.get<cuda::bf16>(), M, dy.get<float>(), nullptr);
-  QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
-  auto y = testing::to_host<float>(dy, static_cast<size_t>(M) * N);
-  auto ref = reference(wf, xf, N, K, M);
-  EXPECT_LT(rel_l2(y.data(), ref.data(), y.size()), 1e-5);
-
-  // The prefill path's dequantization: bf16(w) must equal the exact value rounded once.
-  cuda::DeviceBuffer dwb(static_cast<size_t>(N) * K * 2);
-  testing::poison(dwb);
-  cuda::dequant_nvfp4_to_bf16(dq.get<uint8_t>(), ds.get<uint8_t>(), g, N, K, dwb.get<cuda::bf16>(), nullptr);
-  QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
-  auto wb = testing::to_host<uint16_t>(dwb, static_cast<size_t>(N) * K);
-  size_t bad = 0;
-  for (size_t i = 0; i < wb.size(); ++i) bad += wb[i] != f32_to_bf16(wf[i]);
-  EXPECT_EQ(bad, 0u);
+  check_single(cuda::GemvFormat::kNVFP4, GetParam());
 }
 
+// Shapes: 12B-sized (K = 3840 / 15360; N = 15360 takes two 16-row tiles per block), K a multiple
+// of 16 but not 32 (NVFP4 rows not 16-byte aligned: the 8-byte path), N not a multiple of the
+// block's 16 / 32 rows, tiny K (fewer pieces than lanes).
 INSTANTIATE_TEST_SUITE_P(Shapes, GemvTest,
                          ::testing::Values(Shape{64, 64, 1}, Shape{256, 3840, 1}, Shape{513, 1024, 3},
-                                           Shape{3840, 15360, 1}, Shape{15360, 3840, 8}, Shape{100, 512, 5}),
+                                           Shape{3840, 15360, 1}, Shape{15360, 3840, 8}, Shape{100, 512, 5},
+                                           Shape{37, 208, 2}, Shape{1000, 48, 7}, Shape{8470, 272, 4},
+                                           Shape{300, 784, 8}, Shape{17, 16, 6}),
                          [](const ::testing::TestParamInfo<Shape>& i) {
                            return "N" + std::to_string(i.param.N) + "_K" + std::to_string(i.param.K) + "_M" +
                                   std::to_string(i.param.M);
                          });
+
+TEST(GemvAllRows, EveryMFrom1To8EveryFormat) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  for (cuda::GemvFormat f : {cuda::GemvFormat::kBF16, cuda::GemvFormat::kFP8, cuda::GemvFormat::kNVFP4})
+    for (int M = 1; M <= 8; ++M) {
+      check_single(f, {131, 1024, M});
+      check_single(f, {70, 400, M});  // K % 32 == 16
+    }
+}
+
+TEST(GemvAllRows, RejectsBadShapes) {
+  std::vector<float> y(4);
+  EXPECT_THROW(cuda::gemv_bf16(nullptr, 4, 64, nullptr, 9, y.data(), nullptr), InvalidArgument);
+  EXPECT_THROW(cuda::gemv_bf16(nullptr, 4, 64, nullptr, 0, y.data(), nullptr), InvalidArgument);
+  EXPECT_THROW(cuda::gemv_nvfp4(nullptr, nullptr, 1.0f, 4, 40, nullptr, 1, y.data(), nullptr), InvalidArgument);
+  EXPECT_THROW(cuda::gemv_fp8(nullptr, 1.0f, 4, 24, nullptr, 1, y.data(), nullptr), InvalidArgument);
+}
+
+/// gemv_multi on q/k/v-like jobs of one format equals the reference of each job.
+TEST(GemvMulti, ThreeJobsOneLaunchMatchReference) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  for (cuda::GemvFormat f : {cuda::GemvFormat::kBF16, cuda::GemvFormat::kFP8, cuda::GemvFormat::kNVFP4})
+    for (int M : {1, 5, 8}) {
+      const uint32_t seed = fresh_seed();
+      SCOPED_TRACE(std::string(name_of(f)) + " M=" + std::to_string(M) + " seed=" + std::to_string(seed));
+      std::mt19937 rng(seed);
+      const int K = 768;
+      const int Ns[3] = {520, 130, 48};
+      std::vector<RandomWeight> w;
+      for (int N : Ns) w.emplace_back(f, N, K, rng);
+      RandomInput x(M, K, rng);
+      std::vector<cuda::DeviceBuffer> ys;
+      cuda::GemvJob jobs[3];
+      for (int j = 0; j < 3; ++j) {
+        ys.emplace_back(static_cast<size_t>(M) * Ns[j] * 4);
+        testing::poison(ys.back());
+        jobs[j] = w[j].job(ys.back().get<float>());
+      }
+      cuda::gemv_multi(jobs, 3, K, x.get(), M, nullptr);
+      QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+      for (int j = 0; j < 3; ++j)
+        expect_close(testing::to_host<float>(ys[j], static_cast<size_t>(M) * Ns[j]),
+                     reference(w[j].wf, x.xf, Ns[j], K, M), "job " + std::to_string(j));
+    }
+}
+
+/// bf16(gelu_tanh(g) * u) in double from the double references (PyTorch approximate="tanh").
+std::vector<float> gelu_mul_reference(const std::vector<double>& g, const std::vector<double>& u) {
+  std::vector<float> a(g.size());
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double v = g[i];
+    const double gl = 0.5 * v * (1.0 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+    a[i] = bf16_to_f32(f32_to_bf16(static_cast<float>(gl * u[i])));
+  }
+  return a;
+}
+
+/// The fused gate/up/GELU launch (M <= 8) and LinearExecutor's unfused fallback (M > 8) against
+/// the double reference, and the fused launch against the unfused kernels (gemv + gelu_tanh_mul).
+TEST(GemvGateUp, FusedMatchesUnfusedAndReference) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  cuda::LinearExecutor exec;
+  for (cuda::GemvFormat f : {cuda::GemvFormat::kBF16, cuda::GemvFormat::kFP8, cuda::GemvFormat::kNVFP4})
+    for (int M : {1, 3, 8, 12}) {
+      for (int N : {200, 8500}) {
+        if (N == 8500 && M == 12) continue;  // the cuBLAS fallback is covered by N = 200
+        const uint32_t seed = fresh_seed();
+        SCOPED_TRACE(std::string(name_of(f)) + " N=" + std::to_string(N) + " M=" + std::to_string(M) +
+                     " seed=" + std::to_string(seed));
+        std::mt19937 rng(seed);
+        const int K = 496;  // K % 32 == 16
+        RandomWeight gate(f, N, K, rng), up(f, N, K, rng);
+        RandomInput x(M, K, rng);
+        const size_t n = static_cast<size_t>(M) * N;
+        const cuda::DeviceLinear lg = gate.linear(), lu = up.linear();
+        cuda::DeviceBuffer act(n * 2), act_ref(n * 2), yg(n * 4), yu(n * 4);
+        testing::poison(act);
+        exec.run_gate_up_gelu(lg, lu, x.get(), M, act.get<cuda::bf16>());
+        QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+        const auto got = testing::to_host<uint16_t>(act, n);
+        const auto ref = gelu_mul_reference(reference(gate.wf, x.xf, N, K, M), reference(up.wf, x.xf, N, K, M));
+        double num = 0, den = 0;
+        for (size_t i = 0; i < n; ++i) {
+          const float v = bf16_to_f32(got[i]);
+          ASSERT_TRUE(std::isfinite(v)) << "act element " << i << " not written";
+          num += (v - ref[i]) * double(v - ref[i]);
+          den += double(ref[i]) * ref[i];
+        }
+        EXPECT_LT(std::sqrt(num / den), 1e-2) << "bf16 output against the double reference";
+        if (M > cuda::kGemvMaxRows) continue;
+        // Unfused kernels on the same data: each element within one bf16 rounding step.
+        testing::poison(act_ref);
+        cuda::GemvJob jg = gate.job(yg.get<float>()), ju = up.job(yu.get<float>());
+        cuda::gemv_multi(&jg, 1, K, x.get(), M, nullptr);
+        cuda::gemv_multi(&ju, 1, K, x.get(), M, nullptr);
+        cuda::gelu_tanh_mul(yg.get<float>(), N, yu.get<float>(), N, M, N, act_ref.get<cuda::bf16>(), nullptr);
+        QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+        const auto unf = testing::to_host<uint16_t>(act_ref, n);
+        size_t far = 0;
+        for (size_t i = 0; i < n; ++i) {
+          const float a = bf16_to_f32(got[i]), b = bf16_to_f32(unf[i]);
+          far += std::abs(a - b) > std::abs(b) * (1.0f / 128) + 1e-30f;
+        }
+        EXPECT_EQ(far, 0u) << "fused and unfused GeGLU differ by more than one bf16 step";
+      }
+    }
+}
+
+/// LinearExecutor::run_multi: one launch for M <= 8, one run() per job beyond.
+TEST(GemvMulti, ExecutorRunMultiMatchesReference) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  cuda::LinearExecutor exec;
+  for (cuda::GemvFormat f : {cuda::GemvFormat::kBF16, cuda::GemvFormat::kNVFP4})
+    for (int M : {2, 8, 11}) {
+      const uint32_t seed = fresh_seed();
+      SCOPED_TRACE(std::string(name_of(f)) + " M=" + std::to_string(M) + " seed=" + std::to_string(seed));
+      std::mt19937 rng(seed);
+      const int K = 512;
+      RandomWeight q(f, 256, K, rng), k(f, 64, K, rng);
+      RandomInput x(M, K, rng);
+      const cuda::DeviceLinear lq = q.linear(), lk = k.linear();
+      cuda::DeviceBuffer yq(size_t(M) * 256 * 4), yk(size_t(M) * 64 * 4);
+      testing::poison(yq);
+      testing::poison(yk);
+      const cuda::LinearJob jobs[2] = {{&lq, yq.get<float>()}, {&lk, yk.get<float>()}};
+      exec.run_multi(jobs, x.get(), M);
+      QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+      // cuBLAS (M > 8) may use reduced-precision reductions of bf16 products: looser bound there.
+      auto check = [&](const cuda::DeviceBuffer& d, const RandomWeight& w, const char* what) {
+        const auto y = testing::to_host<float>(d, size_t(M) * w.N);
+        const auto r = reference(w.wf, x.xf, w.N, K, M);
+        if (M <= cuda::kGemvMaxRows) {
+          expect_close(y, r, what);
+        } else {
+          std::vector<float> rf(r.begin(), r.end());
+          EXPECT_LT(rel_l2(y.data(), rf.data(), y.size()), 1e-2) << what;
+        }
+      };
+      check(yq, q, "q");
+      check(yk, k, "k");
+    }
+}
+
+/// The prefill path's dequantization: every bf16 equals the CPU dequantized value rounded once.
+TEST(GemvDequant, Nvfp4AndFp8BitExact) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  for (const auto& [N, K] : std::vector<std::pair<int, int>>{{3, 48}, {64, 64}, {513, 1024}, {1000, 3840}}) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("N=" + std::to_string(N) + " K=" + std::to_string(K) + " seed=" + std::to_string(seed));
+    std::mt19937 rng(seed);
+    for (cuda::GemvFormat f : {cuda::GemvFormat::kFP8, cuda::GemvFormat::kNVFP4}) {
+      RandomWeight w(f, N, K, rng);
+      cuda::DeviceBuffer out(static_cast<size_t>(N) * K * 2);
+      testing::poison(out);
+      if (f == cuda::GemvFormat::kFP8)
+        cuda::dequant_fp8_to_bf16(w.d_data.get<uint8_t>(), w.scale, N, K, out.get<cuda::bf16>(), nullptr);
+      else
+        cuda::dequant_nvfp4_to_bf16(w.d_data.get<uint8_t>(), w.d_scales.get<uint8_t>(), w.scale, N, K,
+                                    out.get<cuda::bf16>(), nullptr);
+      QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+      const auto wb = testing::to_host<uint16_t>(out, static_cast<size_t>(N) * K);
+      size_t bad = 0, first = 0;
+      for (size_t i = 0; i < wb.size(); ++i)
+        if (wb[i] != f32_to_bf16(w.wf[i]) && bad++ == 0) first = i;
+      EXPECT_EQ(bad, 0u) << name_of(f) << ": first mismatch at " << first << ": got " << wb[first] << " want "
+                         << f32_to_bf16(w.wf[first]);
+    }
+  }
+}
 
 }  // namespace
 }  // namespace quench

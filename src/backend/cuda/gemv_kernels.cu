@@ -1,257 +1,317 @@
-// quench/backend/cuda/gemv_kernels.cu: skinny GEMMs (M <= 8 activation rows) for decode, one per
-// weight format, plus NVFP4/FP8 -> bf16 dequantization for prefill GEMMs.
+// quench/backend/cuda/gemv_kernels.cu: skinny GEMMs (M <= 8 activation rows) for decode, for
+// bf16, FP8 E4M3 (per-tensor scale) and NVFP4 weights, plus the fused launches the runner uses
+// (several Linears on one input; gate/up with GELU).
 //
-// Decode is bound by the bytes of W: each warp streams whole rows of W with 16-byte loads
-// (several in flight per lane), multiplies them with all M activation rows (read through L1)
-// and reduces in fp32. Formats: bf16; FP8 E4M3 with a per-tensor scale; NVFP4 (packed E2M1,
-// E4M3 per-16 scale, fp32 global scale; nvfp4-modelopt-format.md §1, §3) dequantized in
-// registers, never in memory.
-#include <cuda_fp8.h>
+// Decode reads every weight byte once, so the kernel is a stream over W (gemv_formats.cuh says
+// how each format is decoded in registers, never in memory). Work split:
+//   * a block (8 warps) owns RT tiles of 16 weight rows over the whole K; each warp takes every
+//     8th 16-byte piece of those rows (lanes 4g..4g+3 read rows g and g + 8 of a tile, 64 bytes
+//     contiguous per row per load instruction); U pieces per lane are loaded before the first
+//     use, so 4 * 16 bytes x (rows per lane) are in flight per lane;
+//   * the dot products run on the tensor cores (mma.m16n8k16, bf16 in, fp32 accumulate) with the
+//     weight rows as the MMA's 16 rows and the M <= 8 activation rows as its 8 columns — the
+//     CUDA cores only decode (FP8 at M = 8 would need 128 FMA/clk/SM in fp32, the whole SM);
+//   * the 8 warps' partial sums meet in shared memory; one thread per (row, m) writes y.
+// Activations are read through L1 (every block reads all of x); weights bypass L1.
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <utility>
 
 #include "backend/cuda/cuda_utils.h"
+#include "backend/cuda/gemv_formats.cuh"
 #include "backend/cuda/kernels.h"
 
 namespace quench::cuda {
 namespace {
 
-constexpr int kWarps = 8;            // warps per block; each warp owns rows
+using namespace gemv_detail;
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+
+/// One Linear of a launch, device view.
+struct JobArgs {
+  const uint8_t* w = nullptr;   ///< weight rows (format-specific bytes)
+  const uint8_t* s = nullptr;   ///< NVFP4 block scales, else unused
+  float out_scale = 1.0f;       ///< fp32 factor on the accumulated sums
+  int N = 0;
+  float* y = nullptr;           ///< fp32 [M, N] (plain launches)
+};
+
+/// Everything a launch needs (passed by value as a __grid_constant__ parameter).
+struct LaunchArgs {
+  JobArgs job[kGemvMaxJobs];
+  int tile_end[kGemvMaxJobs] = {};  ///< cumulative block count after each job (plain launches)
+  int njobs = 0;
+  int K = 0, M = 0;
+  const bf16* x = nullptr;          ///< bf16 [M, K]
+  bf16* act = nullptr;              ///< gate/up launches: bf16 [M, N]
+};
+
+/// RT tiles of 16 rows x all of K per block. Plain (GATEUP = false): block b belongs to the job
+/// whose tile range holds it, its tiles are RT consecutive 16-row tiles of that job. GATEUP: job 0
+/// is gate and job 1 up; tiles 0..RT/2-1 are gate rows, RT/2..RT-1 the same rows of up.
+template <class F, int RT, int U, bool GATEUP>
+__global__ void __launch_bounds__(kThreads) gemv_kernel(const __grid_constant__ LaunchArgs L) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  constexpr int kRowsPerTileSet = GATEUP ? RT / 2 * 16 : RT * 16;
+
+  int job = 0, tile = blockIdx.x;
+  if (!GATEUP) {
+    while (job + 1 < L.njobs && tile >= L.tile_end[job]) ++job;
+    if (job > 0) tile -= L.tile_end[job - 1];
+  }
+  const int row0 = tile * kRowsPerTileSet;  // first row of the block (in its job)
+  const int K = L.K, M = L.M;
+
+  const uint8_t* wr[RT][2];
+  const uint8_t* sr[RT][2];
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+    const JobArgs& J = L.job[GATEUP ? (r < RT / 2 ? 0 : 1) : job];
+    const int rbase = row0 + 16 * (GATEUP ? r % (RT / 2) : r);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int n = min(rbase + g + 8 * h, J.N - 1);  // rows past N repeat the last (discarded)
+      wr[r][h] = J.w + static_cast<size_t>(n) * F::row_bytes(K);
+      sr[r][h] = J.s + static_cast<size_t>(n) * static_cast<size_t>(K / 16);
+    }
+  }
+
+  const int P = K / F::kPieceK;  // pieces per row
+  const int slot = warp * 4 + t; // this lane's first piece
+  const bool has_x = g < M;      // lane group g supplies activation row g (MMA column g)
+  const bf16* xg = L.x + static_cast<size_t>(has_x ? g : 0) * K;
+
+  float acc[RT][4];
+#pragma unroll
+  for (int r = 0; r < RT; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = 0.0f;
+
+  for (int base = 0; base < P; base += 32 * U) {
+    typename F::Piece w[U][RT][2];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int p = base + slot + 32 * u;
+#pragma unroll
+      for (int r = 0; r < RT; ++r)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) w[u][r][h] = p < P ? F::load(wr[r][h], sr[r][h], p) : F::zero();
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int p = base + slot + 32 * u;
+      const bool xv = has_x && p < P;
+      uint4 X[F::kUnits];
+#pragma unroll
+      for (int j = 0; j < F::kUnits; ++j)
+        X[j] = xv ? ld_shared_input16(xg + static_cast<size_t>(p) * F::kPieceK + 8 * j) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        const typename F::Ready r0 = F::prepare(w[u][r][0]), r1 = F::prepare(w[u][r][1]);
+        [&]<int... J>(std::integer_sequence<int, J...>) {
+          (
+              [&] {
+                uint32_t a0[4], a1[4], b[4];
+                F::template unit<J>(r0, a0);
+                F::template unit<J>(r1, a1);
+                F::template xunit<J>(X[J], b);
+                mma_bf16_16816(acc[r], a0[0], a1[0], a0[1], a1[1], b[0], b[1]);
+                mma_bf16_16816(acc[r], a0[2], a1[2], a0[3], a1[3], b[2], b[3]);
+              }(),
+              ...);
+        }(std::make_integer_sequence<int, F::kUnits>{});
+      }
+    }
+  }
+
+  // Cross-warp reduction: red[warp][row in block][m].
+  __shared__ float red[kWarps][RT * 16][9];
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+    red[warp][16 * r + g][2 * t] = acc[r][0];
+    red[warp][16 * r + g][2 * t + 1] = acc[r][1];
+    red[warp][16 * r + g + 8][2 * t] = acc[r][2];
+    red[warp][16 * r + g + 8][2 * t + 1] = acc[r][3];
+  }
+  __syncthreads();
+  const int m = threadIdx.x / kRowsPerTileSet, rl = threadIdx.x % kRowsPerTileSet;
+  if (m >= M) return;
+  const int n = row0 + rl;
+  if (GATEUP) {
+    if (n >= L.job[0].N) return;
+    float gs = 0.0f, us = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      gs += red[w][rl][m];
+      us += red[w][rl + kRowsPerTileSet][m];
+    }
+    gs *= L.job[0].out_scale;
+    us *= L.job[1].out_scale;
+    L.act[static_cast<size_t>(m) * L.job[0].N + n] = __float2bfloat16(gelu_tanh(gs) * us);
+  } else {
+    const JobArgs& J = L.job[job];
+    if (n >= J.N) return;
+    float s = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) s += red[w][rl][m];
+    J.y[static_cast<size_t>(m) * J.N + n] = s * J.out_scale;
+  }
+}
+
+int sm_count() {
+  static std::atomic<int> cached{0};
+  int v = cached.load(std::memory_order_relaxed);
+  if (v == 0) {
+    int dev = 0;
+    QUENCH_CUDA_CHECK(cudaGetDevice(&dev));
+    QUENCH_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    cached.store(v, std::memory_order_relaxed);
+  }
   return v;
 }
 
-/// 8 bf16 packed in a uint4 -> 8 floats.
-__device__ __forceinline__ void bf16x8_to_f32(const uint4& u, float* f) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 p = __bfloat1622float2(h[i]);
-    f[2 * i] = p.x;
-    f[2 * i + 1] = p.y;
-  }
+template <class F, int RT, bool GATEUP>
+void launch(LaunchArgs& a, int blocks, cudaStream_t stream) {
+  constexpr int U = RT >= 4 ? 1 : 4 / RT;
+  gemv_kernel<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
+  QUENCH_CUDA_LAUNCH_CHECK();
 }
 
-__device__ __forceinline__ float fp8_to_f32(uint8_t b) {
-  __half_raw hr = __nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(b), __NV_E4M3);
-  return __half2float(__half(hr));
+/// Plain launch of a.njobs jobs (job fields and K/M/x already set): picks 1 or 2 tiles per block
+/// (2 when that still leaves >= 2 blocks per SM) and fills the tile map.
+template <class F>
+void launch_plain(LaunchArgs& a, cudaStream_t stream) {
+  int tiles16 = 0;
+  for (int j = 0; j < a.njobs; ++j) tiles16 += (a.job[j].N + 15) / 16;
+  const int rt = tiles16 >= 4 * sm_count() ? 2 : 1;
+  int blocks = 0;
+  for (int j = 0; j < a.njobs; ++j) {
+    blocks += (a.job[j].N + 16 * rt - 1) / (16 * rt);
+    a.tile_end[j] = blocks;
+  }
+  if (rt == 2)
+    launch<F, 2, false>(a, blocks, stream);
+  else
+    launch<F, 1, false>(a, blocks, stream);
 }
 
-template <int M>
-__global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(const bf16* __restrict__ W, int N, int K,
-                                                                const bf16* __restrict__ x, float* __restrict__ y) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int n = blockIdx.x * kWarps + warp;
-  if (n >= N) return;
-  const uint4* wrow = reinterpret_cast<const uint4*>(W + static_cast<size_t>(n) * K);
-  const int chunks = K / 8;
-  float acc[M];
-#pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-#pragma unroll 4
-  for (int c = lane; c < chunks; c += 32) {
-    float w[8];
-    bf16x8_to_f32(__ldg(wrow + c), w);
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      float xv[8];
-      bf16x8_to_f32(__ldg(reinterpret_cast<const uint4*>(x + static_cast<size_t>(m) * K) + c), xv);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) acc[m] = fmaf(w[i], xv[i], acc[m]);
-    }
-  }
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    const float s = warp_sum(acc[m]);
-    if (lane == 0) y[static_cast<size_t>(m) * N + n] = s;
-  }
+template <class F>
+void launch_gate_up(LaunchArgs& a, cudaStream_t stream) {
+  const int N = a.job[0].N;
+  const int half = (N + 31) / 32 >= 2 * sm_count() ? 2 : 1;  // tiles per matrix per block
+  const int blocks = (N + 16 * half - 1) / (16 * half);
+  if (half == 2)
+    launch<F, 4, true>(a, blocks, stream);
+  else
+    launch<F, 2, true>(a, blocks, stream);
 }
 
-template <int M>
-__global__ void __launch_bounds__(kWarps * 32) gemv_fp8_kernel(const uint8_t* __restrict__ W, float scale, int N,
-                                                               int K, const bf16* __restrict__ x,
-                                                               float* __restrict__ y) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int n = blockIdx.x * kWarps + warp;
-  if (n >= N) return;
-  const uint4* wrow = reinterpret_cast<const uint4*>(W + static_cast<size_t>(n) * K);
-  const int chunks = K / 16;
-  float acc[M];
-#pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-#pragma unroll 2
-  for (int c = lane; c < chunks; c += 32) {
-    const uint4 raw = __ldg(wrow + c);
-    const uint8_t* b = reinterpret_cast<const uint8_t*>(&raw);
-    float w[16];
-#pragma unroll
-    for (int i = 0; i < 16; ++i) w[i] = fp8_to_f32(b[i]) * scale;
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      const uint4* xr = reinterpret_cast<const uint4*>(x + static_cast<size_t>(m) * K) + 2 * c;
-      float xv[16];
-      bf16x8_to_f32(__ldg(xr), xv);
-      bf16x8_to_f32(__ldg(xr + 1), xv + 8);
-#pragma unroll
-      for (int i = 0; i < 16; ++i) acc[m] = fmaf(w[i], xv[i], acc[m]);
-    }
+const char* format_name(GemvFormat f) {
+  switch (f) {
+    case GemvFormat::kBF16: return "bf16";
+    case GemvFormat::kFP8: return "fp8";
+    case GemvFormat::kNVFP4: return "nvfp4";
   }
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    const float s = warp_sum(acc[m]);
-    if (lane == 0) y[static_cast<size_t>(m) * N + n] = s;
-  }
+  return "?";
 }
 
-/// E2M1 magnitudes by code (bit 3 = sign).
-__device__ __forceinline__ float e2m1_value(uint32_t code, const float* lut) { return lut[code & 15u]; }
-
-template <int M>
-__global__ void __launch_bounds__(kWarps * 32) gemv_nvfp4_kernel(const uint8_t* __restrict__ Wq,
-                                                                 const uint8_t* __restrict__ scales, float gscale,
-                                                                 int N, int K, const bf16* __restrict__ x,
-                                                                 float* __restrict__ y) {
-  __shared__ float lut[16];
-  if (threadIdx.x < 16) {
-    const float mag[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
-    lut[threadIdx.x] = (threadIdx.x & 8) ? -mag[threadIdx.x & 7] : mag[threadIdx.x & 7];
-  }
-  __syncthreads();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int n = blockIdx.x * kWarps + warp;
-  if (n >= N) return;
-  // One unit = one 16-element block: 8 packed bytes (uint2) + 1 scale byte.
-  const uint2* wrow = reinterpret_cast<const uint2*>(Wq + static_cast<size_t>(n) * (K / 2));
-  const uint8_t* srow = scales + static_cast<size_t>(n) * (K / 16);
-  const int units = K / 16;
-  float acc[M];
-#pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-#pragma unroll 4
-  for (int u = lane; u < units; u += 32) {
-    const uint2 raw = __ldg(wrow + u);
-    const float s = fp8_to_f32(__ldg(srow + u)) * gscale;
-    float w[16];
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t word = i < 4 ? raw.x : raw.y;
-      const uint32_t byte = (word >> (8 * (i & 3))) & 0xffu;
-      w[2 * i] = e2m1_value(byte & 15u, lut);
-      w[2 * i + 1] = e2m1_value(byte >> 4, lut);
-    }
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      const uint4* xr = reinterpret_cast<const uint4*>(x + static_cast<size_t>(m) * K) + 2 * u;
-      float xv[16];
-      bf16x8_to_f32(__ldg(xr), xv);
-      bf16x8_to_f32(__ldg(xr + 1), xv + 8);
-      float part = 0.0f;
-#pragma unroll
-      for (int i = 0; i < 16; ++i) part = fmaf(w[i], xv[i], part);
-      acc[m] = fmaf(part, s, acc[m]);
-    }
-  }
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    const float r = warp_sum(acc[m]);
-    if (lane == 0) y[static_cast<size_t>(m) * N + n] = r;
-  }
+/// Shape checks shared by every entry point; `what` names the caller in messages.
+void check_shape(const char* what, GemvFormat f, int N, int K, int M) {
+  if (M < 1 || M > kGemvMaxRows)
+    throw InvalidArgument(std::string(what) + ": M = " + std::to_string(M) + " activation rows; expected 1.." +
+                          std::to_string(kGemvMaxRows));
+  if (N < 1 || K < 1) throw InvalidArgument(std::string(what) + ": empty weight [" + std::to_string(N) + ", " +
+                                            std::to_string(K) + "]");
+  const int mult = f == GemvFormat::kBF16 ? 8 : 16;
+  if (K % mult)
+    throw InvalidArgument(std::string(what) + ": K = " + std::to_string(K) + " for " + format_name(f) +
+                          " weights; expected a multiple of " + std::to_string(mult));
 }
 
-__global__ void dequant_nvfp4_kernel(const uint8_t* __restrict__ Wq, const uint8_t* __restrict__ scales, float gscale,
-                                     size_t blocks, bf16* __restrict__ out) {
-  const float mag[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
-  for (size_t b = blockIdx.x * size_t(blockDim.x) + threadIdx.x; b < blocks; b += size_t(gridDim.x) * blockDim.x) {
-    const float s = fp8_to_f32(scales[b]);
-    const uint8_t* p = Wq + b * 8;
-    bf16* o = out + b * 16;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint8_t byte = p[i];
-      const uint8_t lo = byte & 15u, hi = byte >> 4;
-      o[2 * i] = __float2bfloat16(((lo & 8) ? -mag[lo & 7] : mag[lo & 7]) * s * gscale);
-      o[2 * i + 1] = __float2bfloat16(((hi & 8) ? -mag[hi & 7] : mag[hi & 7]) * s * gscale);
-    }
-  }
+JobArgs to_args(const GemvJob& j) {
+  JobArgs a;
+  a.w = static_cast<const uint8_t*>(j.W);
+  a.s = j.scales;
+  a.N = j.N;
+  a.y = j.y;
+  a.out_scale = j.format == GemvFormat::kNVFP4 ? j.scale * FmtNvfp4<16>::kOutFactor
+                : j.format == GemvFormat::kFP8 ? j.scale
+                                               : 1.0f;
+  return a;
 }
 
-__global__ void dequant_fp8_kernel(const uint8_t* __restrict__ W, float scale, size_t n, bf16* __restrict__ out) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
-    out[i] = __float2bfloat16(fp8_to_f32(W[i]) * scale);
-}
-
-template <template <int> class Launch, typename... Args>
-void dispatch_m(int M, Args... args) {
-  switch (M) {
-    case 1: Launch<1>::run(args...); break;
-    case 2: Launch<2>::run(args...); break;
-    case 3: Launch<3>::run(args...); break;
-    case 4: Launch<4>::run(args...); break;
-    case 5: Launch<5>::run(args...); break;
-    case 6: Launch<6>::run(args...); break;
-    case 7: Launch<7>::run(args...); break;
-    case 8: Launch<8>::run(args...); break;
-    default: throw InvalidArgument("gemv: M must be in 1..8");
+template <bool GATEUP>
+void dispatch_format(GemvFormat f, int K, LaunchArgs& a, cudaStream_t stream) {
+  switch (f) {
+    case GemvFormat::kBF16:
+      GATEUP ? launch_gate_up<FmtBf16>(a, stream) : launch_plain<FmtBf16>(a, stream);
+      return;
+    case GemvFormat::kFP8:
+      GATEUP ? launch_gate_up<FmtFp8>(a, stream) : launch_plain<FmtFp8>(a, stream);
+      return;
+    case GemvFormat::kNVFP4:
+      if (K % 32 == 0)
+        GATEUP ? launch_gate_up<FmtNvfp4<16>>(a, stream) : launch_plain<FmtNvfp4<16>>(a, stream);
+      else
+        GATEUP ? launch_gate_up<FmtNvfp4<8>>(a, stream) : launch_plain<FmtNvfp4<8>>(a, stream);
+      return;
   }
-}
-
-template <int M>
-struct LaunchBf16 {
-  static void run(const bf16* W, int N, int K, const bf16* x, float* y, cudaStream_t s) {
-    gemv_bf16_kernel<M><<<(N + kWarps - 1) / kWarps, kWarps * 32, 0, s>>>(W, N, K, x, y);
-  }
-};
-template <int M>
-struct LaunchFp8 {
-  static void run(const uint8_t* W, float scale, int N, int K, const bf16* x, float* y, cudaStream_t s) {
-    gemv_fp8_kernel<M><<<(N + kWarps - 1) / kWarps, kWarps * 32, 0, s>>>(W, scale, N, K, x, y);
-  }
-};
-template <int M>
-struct LaunchNvfp4 {
-  static void run(const uint8_t* Wq, const uint8_t* sc, float g, int N, int K, const bf16* x, float* y,
-                  cudaStream_t s) {
-    gemv_nvfp4_kernel<M><<<(N + kWarps - 1) / kWarps, kWarps * 32, 0, s>>>(Wq, sc, g, N, K, x, y);
-  }
-};
-
-int grid_for(size_t n) {
-  const size_t b = (n + 255) / 256;
-  return static_cast<int>(b < 65535 * 8 ? b : 65535 * 8);
 }
 
 }  // namespace
 
+void gemv_multi(const GemvJob* jobs, int njobs, int K, const bf16* x, int M, cudaStream_t stream) {
+  if (njobs < 1 || njobs > kGemvMaxJobs)
+    throw InvalidArgument("gemv_multi: " + std::to_string(njobs) + " jobs; expected 1.." +
+                          std::to_string(kGemvMaxJobs));
+  LaunchArgs a;
+  a.njobs = njobs;
+  a.K = K;
+  a.M = M;
+  a.x = x;
+  for (int j = 0; j < njobs; ++j) {
+    if (jobs[j].format != jobs[0].format)
+      throw InvalidArgument("gemv_multi: job " + std::to_string(j) + " is " + format_name(jobs[j].format) +
+                            ", job 0 is " + format_name(jobs[0].format) + "; one launch takes one format");
+    check_shape("gemv_multi", jobs[j].format, jobs[j].N, K, M);
+    a.job[j] = to_args(jobs[j]);
+  }
+  dispatch_format<false>(jobs[0].format, K, a, stream);
+}
+
+void gemv_gate_up_gelu(const GemvJob& gate, const GemvJob& up, int K, const bf16* x, int M, bf16* act,
+                       cudaStream_t stream) {
+  if (gate.format != up.format || gate.N != up.N)
+    throw InvalidArgument(std::string("gemv_gate_up_gelu: gate (") + format_name(gate.format) + ", N " +
+                          std::to_string(gate.N) + ") and up (" + format_name(up.format) + ", N " +
+                          std::to_string(up.N) + ") must have the same format and shape");
+  check_shape("gemv_gate_up_gelu", gate.format, gate.N, K, M);
+  LaunchArgs a;
+  a.njobs = 2;
+  a.K = K;
+  a.M = M;
+  a.x = x;
+  a.act = act;
+  a.job[0] = to_args(gate);
+  a.job[1] = to_args(up);
+  dispatch_format<true>(gate.format, K, a, stream);
+}
+
 void gemv_bf16(const bf16* W, int N, int K, const bf16* x, int M, float* y, cudaStream_t stream) {
-  if (K % 8) throw InvalidArgument("gemv_bf16: K must be a multiple of 8");
-  dispatch_m<LaunchBf16>(M, W, N, K, x, y, stream);
-  QUENCH_CUDA_LAUNCH_CHECK();
+  const GemvJob j{GemvFormat::kBF16, W, nullptr, 1.0f, N, y};
+  gemv_multi(&j, 1, K, x, M, stream);
 }
 
 void gemv_fp8(const uint8_t* W, float scale, int N, int K, const bf16* x, int M, float* y, cudaStream_t stream) {
-  if (K % 16) throw InvalidArgument("gemv_fp8: K must be a multiple of 16");
-  dispatch_m<LaunchFp8>(M, W, scale, N, K, x, y, stream);
-  QUENCH_CUDA_LAUNCH_CHECK();
+  const GemvJob j{GemvFormat::kFP8, W, nullptr, scale, N, y};
+  gemv_multi(&j, 1, K, x, M, stream);
 }
 
 void gemv_nvfp4(const uint8_t* Wq, const uint8_t* scales, float global_scale, int N, int K, const bf16* x, int M,
                 float* y, cudaStream_t stream) {
-  if (K % 16) throw InvalidArgument("gemv_nvfp4: K must be a multiple of 16");
-  dispatch_m<LaunchNvfp4>(M, Wq, scales, global_scale, N, K, x, y, stream);
-  QUENCH_CUDA_LAUNCH_CHECK();
-}
-
-void dequant_nvfp4_to_bf16(const uint8_t* Wq, const uint8_t* scales, float global_scale, int N, int K, bf16* out,
-                           cudaStream_t stream) {
-  const size_t blocks = static_cast<size_t>(N) * (K / 16);
-  dequant_nvfp4_kernel<<<grid_for(blocks), 256, 0, stream>>>(Wq, scales, global_scale, blocks, out);
-  QUENCH_CUDA_LAUNCH_CHECK();
-}
-
-void dequant_fp8_to_bf16(const uint8_t* W, float scale, int N, int K, bf16* out, cudaStream_t stream) {
-  const size_t n = static_cast<size_t>(N) * K;
-  dequant_fp8_kernel<<<grid_for(n), 256, 0, stream>>>(W, scale, n, out);
-  QUENCH_CUDA_LAUNCH_CHECK();
+  const GemvJob j{GemvFormat::kNVFP4, Wq, scales, global_scale, N, y};
+  gemv_multi(&j, 1, K, x, M, stream);
 }
 
 }  // namespace quench::cuda

@@ -45,10 +45,46 @@ void gemv_fp8(const uint8_t* W, float scale, int N, int K, const bf16* x, int M,
 void gemv_nvfp4(const uint8_t* Wq, const uint8_t* scales, float global_scale, int N, int K, const bf16* x, int M,
                 float* y, cudaStream_t stream);
 
-/// NVFP4 -> bf16 [N, K] (for prefill GEMMs through cuBLAS; a per-layer scratch, never the model).
+/// Most activation rows the skinny GEMMs take (the MMA's 8 columns).
+constexpr int kGemvMaxRows = 8;
+/// Most Linears one gemv_multi launch takes.
+constexpr int kGemvMaxJobs = 4;
+
+/// Weight format of a skinny-GEMM job (the values of quench::WeightFormat, kept here so this
+/// header needs no io/ include).
+enum class GemvFormat { kBF16, kFP8, kNVFP4 };
+
+/// One Linear of a skinny-GEMM launch: y fp32 [M, N] = x · Wᵀ with W [N, K] in `format`:
+/// kBF16: W bf16 [N, K], `scales`/`scale` unused; kFP8: W E4M3 [N, K], `scale` per tensor;
+/// kNVFP4: W packed E2M1 [N, K/2], `scales` E4M3 [N, K/16], `scale` = global (weight_scale_2).
+struct GemvJob {
+  GemvFormat format = GemvFormat::kBF16;
+  const void* W = nullptr;
+  const uint8_t* scales = nullptr;
+  float scale = 1.0f;
+  int N = 0;
+  float* y = nullptr;
+};
+
+/// Several Linears of one format on the same input (q, k, v) in one launch: jobs[j].y = x · W_jᵀ.
+/// x bf16 [M, K]; 1 <= M <= kGemvMaxRows; 1 <= njobs <= kGemvMaxJobs; K % 8 == 0 (bf16) or
+/// K % 16 == 0 (FP8, NVFP4). Numerics as gemv_bf16 / gemv_fp8 / gemv_nvfp4 (which are this with
+/// one job): fp32 accumulation on the tensor cores, NVFP4 applied as (e2m1 * scale) exact in bf16,
+/// times the global scale in fp32. Throws InvalidArgument naming the job for any other shape.
+void gemv_multi(const GemvJob* jobs, int njobs, int K, const bf16* x, int M, cudaStream_t stream);
+
+/// The MLP's first half in one launch (§2.7): act[m, i] = bf16(gelu_tanh(g) * u) with
+/// g = (x · gateᵀ)[m, i], u = (x · upᵀ)[m, i] computed as gemv_multi would (fp32, never stored).
+/// gate and up: same format and shape [N, K]; act bf16 [M, N]; 1 <= M <= kGemvMaxRows.
+void gemv_gate_up_gelu(const GemvJob& gate, const GemvJob& up, int K, const bf16* x, int M, bf16* act,
+                       cudaStream_t stream);
+
+/// NVFP4 -> bf16 [N, K] (for prefill GEMMs through cuBLAS; a per-layer scratch, never the model):
+/// out = bf16(fl32(e2m1 * fl32(fp32(scale) * global))), the CPU dequant's rounding
+/// (io/dequant.h). K % 16 == 0.
 void dequant_nvfp4_to_bf16(const uint8_t* Wq, const uint8_t* scales, float global_scale, int N, int K, bf16* out,
                            cudaStream_t stream);
-/// FP8 E4M3 -> bf16 [N, K] with the per-tensor scale applied.
+/// FP8 E4M3 -> bf16 [N, K]: out = bf16(fl32(fp32(code) * scale)).
 void dequant_fp8_to_bf16(const uint8_t* W, float scale, int N, int K, bf16* out, cudaStream_t stream);
 
 // ---- attention (§2.4-§2.6) ---------------------------------------------------------------

@@ -2,10 +2,29 @@
 #include "backend/cuda/linear.h"
 
 #include <algorithm>
+#include <string>
 
 #include "backend/cuda/mma_gemm.h"
 
 namespace quench::cuda {
+
+namespace {
+
+/// The skinny-GEMM view of a resident Linear writing to y.
+GemvJob gemv_job(const DeviceLinear& W, float* y) {
+  GemvJob j;
+  j.format = W.format == WeightFormat::kBF16  ? GemvFormat::kBF16
+             : W.format == WeightFormat::kFP8 ? GemvFormat::kFP8
+                                              : GemvFormat::kNVFP4;
+  j.W = W.data.get();
+  j.scales = W.format == WeightFormat::kNVFP4 ? W.block_scales.get<uint8_t>() : nullptr;
+  j.scale = W.scale;
+  j.N = W.N;
+  j.y = y;
+  return j;
+}
+
+}  // namespace
 
 LinearExecutor::LinearExecutor() {
   QUENCH_CUBLAS_CHECK(cublasCreate(&handle_));
@@ -66,8 +85,72 @@ void LinearExecutor::run(const DeviceLinear& W, const bf16* x, int M, float* y) 
   }
   const size_t need = static_cast<size_t>(W.N) * W.K * sizeof(bf16);
   if (scratch_.bytes() < need) scratch_.reset(need);
-  dequant_weight_to_bf16(gemm_weight(W), scratch_.get<bf16>(), stream_);  // coalesced (mma_gemm_dequant.cu)
+  if (W.format == WeightFormat::kFP8)
+    dequant_fp8_to_bf16(W.data.get<uint8_t>(), W.scale, W.N, W.K, scratch_.get<bf16>(), stream_);
+  else
+    dequant_nvfp4_to_bf16(W.data.get<uint8_t>(), W.block_scales.get<uint8_t>(), W.scale, W.N, W.K,
+                          scratch_.get<bf16>(), stream_);
   run_bf16(scratch_.get<bf16>(), W.N, W.K, x, M, y);
+}
+
+}  // namespace quench::cuda
+
+namespace quench::cuda {
+
+void LinearExecutor::run_multi(std::span<const LinearJob> jobs, const bf16* x, int M) {
+  if (M == 0 || jobs.empty()) return;
+  const int K = jobs[0].W->K;
+  for (size_t j = 0; j < jobs.size(); ++j)
+    if (jobs[j].W->K != K)
+      throw InvalidArgument("LinearExecutor::run_multi: job " + std::to_string(j) + " has K = " +
+                            std::to_string(jobs[j].W->K) + ", job 0 has K = " + std::to_string(K) +
+                            "; all jobs read the same input");
+  bool one_format = true;
+  for (const LinearJob& j : jobs) one_format = one_format && j.W->format == jobs[0].W->format;
+  if (M > kGemvMaxRows || !one_format) {
+    for (const LinearJob& j : jobs) run(*j.W, x, M, j.y);
+    return;
+  }
+  for (size_t first = 0; first < jobs.size(); first += kGemvMaxJobs) {
+    GemvJob g[kGemvMaxJobs];
+    const size_t n = std::min(jobs.size() - first, static_cast<size_t>(kGemvMaxJobs));
+    for (size_t j = 0; j < n; ++j) g[j] = gemv_job(*jobs[first + j].W, jobs[first + j].y);
+    gemv_multi(g, static_cast<int>(n), K, x, M, stream_);
+  }
+}
+
+void LinearExecutor::reserve_mlp_scratch(int max_rows, int inter) {
+  const size_t need = 2 * static_cast<size_t>(max_rows) * inter * sizeof(float);
+  if (mlp_scratch_.bytes() < need) mlp_scratch_.reset(need);
+}
+
+void LinearExecutor::run_gate_up_gelu(const DeviceLinear& gate, const DeviceLinear& up, const bf16* x, int M,
+                                      bf16* act) {
+  if (M == 0) return;
+  if (gate.N != up.N || gate.K != up.K)
+    throw InvalidArgument("LinearExecutor::run_gate_up_gelu: gate [" + std::to_string(gate.N) + ", " +
+                          std::to_string(gate.K) + "] and up [" + std::to_string(up.N) + ", " +
+                          std::to_string(up.K) + "] must have the same shape");
+  const int N = gate.N;
+  if (M <= kGemvMaxRows && gate.format == up.format) {
+    gemv_gate_up_gelu(gemv_job(gate, nullptr), gemv_job(up, nullptr), gate.K, x, M, act, stream_);
+    return;
+  }
+  const size_t half = static_cast<size_t>(M) * N;
+  if (mlp_scratch_.bytes() < 2 * half * sizeof(float)) {
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    QUENCH_CUDA_CHECK(cudaStreamIsCapturing(stream_, &cs));
+    if (cs != cudaStreamCaptureStatusNone)
+      throw InvalidArgument("LinearExecutor::run_gate_up_gelu: M = " + std::to_string(M) + " rows of " +
+                            std::to_string(N) + " features need an fp32 scratch that was not reserved before "
+                            "graph capture (call reserve_mlp_scratch)");
+    reserve_mlp_scratch(M, N);
+  }
+  float* g = mlp_scratch_.get<float>();
+  float* u = g + half;
+  run(gate, x, M, g);
+  run(up, x, M, u);
+  gelu_tanh_mul(g, N, u, N, M, N, act, stream_);
 }
 
 }  // namespace quench::cuda
