@@ -316,5 +316,20 @@ TEST(QuantizeGpu, AutoPicksCudaWhenPresent) {
   EXPECT_EQ(make_weight_quantizer(QuantDevice::kCpu)->device(), QuantDevice::kCpu);
 }
 
+TEST(QuantizeGpu, WithoutGpuAutoIsCpuAndCudaIsAClearError) {
+  EXPECT_EQ(parse_quant_device("auto"), QuantDevice::kAuto);
+  EXPECT_EQ(parse_quant_device("cuda"), QuantDevice::kCuda);
+  EXPECT_THROW(parse_quant_device("gpu"), InvalidArgument);
+  if (cuda::cuda_device_available()) GTEST_SKIP() << "a CUDA device is present (covered by AutoPicksCudaWhenPresent)";
+  EXPECT_FALSE(cuda_quantizer_available());
+  EXPECT_EQ(make_weight_quantizer(QuantDevice::kAuto)->device(), QuantDevice::kCpu);
+  try {
+    make_weight_quantizer(QuantDevice::kCuda);
+    ADD_FAILURE() << "--device cuda without a device did not throw";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("--device cuda"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace quench

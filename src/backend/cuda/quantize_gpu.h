@@ -8,8 +8,8 @@
 // global scale itself (amax / 2688, amax / 448) is computed by the caller on the host with the
 // CPU functions, from the exact GPU amax (a max is order-independent), so it is the same fp32.
 //
-// Host data moves through two pinned staging buffers (double-buffered: the CPU copy of one chunk
-// overlaps the DMA of the other), so a tensor can come straight from a read-only mmap and its
+// Host data moves through two pinned staging buffers (double-buffered: the CPU copy of one chunk,
+// spread over up to 8 host threads, overlaps the DMA of the other), so a tensor can come straight from a read-only mmap and its
 // results can go to any host memory; nothing is held on the host beyond the staging buffers.
 #pragma once
 

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "backend/cuda/cuda_utils.h"  // QUENCH_CUDA_CHECK, DeviceBuffer, CudaError
@@ -256,6 +257,31 @@ __global__ void __launch_bounds__(kThreads) fp8_kernel(const void* w, int64_t n,
   block_accumulate(num, den, acc);
 }
 
+/// memcpy split over up to `threads` std::threads (pieces of at least 4 MiB): copying out of a
+/// checkpoint mmap is page-fault bound, and one core would cap the upload at a few GB/s.
+void parallel_memcpy(void* dst, const void* src, std::size_t n, int threads) {
+  constexpr std::size_t kMinPiece = std::size_t{4} << 20;
+  const int t = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(std::max(threads, 1)),
+                                                       std::max<std::size_t>(n / kMinPiece, 1)));
+  if (t <= 1) {
+    std::memcpy(dst, src, n);
+    return;
+  }
+  const std::size_t piece = (n + t - 1) / t;
+  std::vector<std::thread> pool;
+  pool.reserve(t - 1);
+  for (int i = 1; i < t; ++i) {
+    const std::size_t off = i * piece;
+    if (off >= n) break;
+    pool.emplace_back([=] {
+      std::memcpy(static_cast<unsigned char*>(dst) + off, static_cast<const unsigned char*>(src) + off,
+                  std::min(piece, n - off));
+    });
+  }
+  std::memcpy(dst, src, std::min(piece, n));
+  for (auto& th : pool) th.join();
+}
+
 int grid_for(int64_t n_threads_wanted, int cap) {
   const int64_t g = (n_threads_wanted + kThreads - 1) / kThreads;
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(g, cap)));
@@ -311,6 +337,7 @@ struct GpuWeightQuantizer::Impl {
   };
   int device = 0;
   int max_grid = 0;  ///< SMs x 8 CTAs for the grid-stride kernels
+  int copy_threads = 1;  ///< host threads for the pageable <-> pinned copies
   cudaStream_t stream = nullptr;
   std::size_t staging_bytes = 0;
   void* pinned[2] = {nullptr, nullptr};
@@ -338,7 +365,7 @@ struct GpuWeightQuantizer::Impl {
     for (std::size_t off = 0; off < nbytes; off += staging_bytes, b ^= 1) {
       const std::size_t n = std::min(staging_bytes, nbytes - off);
       QUENCH_CUDA_CHECK(cudaEventSynchronize(done[b]));
-      std::memcpy(pinned[b], s + off, n);
+      parallel_memcpy(pinned[b], s + off, n, copy_threads);
       QUENCH_CUDA_CHECK(cudaMemcpyAsync(d + off, pinned[b], n, cudaMemcpyHostToDevice, stream));
       QUENCH_CUDA_CHECK(cudaEventRecord(done[b], stream));
     }
@@ -357,14 +384,14 @@ struct GpuWeightQuantizer::Impl {
       QUENCH_CUDA_CHECK(cudaEventRecord(done[b], stream));
       if (prev_n > 0) {
         QUENCH_CUDA_CHECK(cudaEventSynchronize(done[b ^ 1]));
-        std::memcpy(d + prev_off, pinned[b ^ 1], prev_n);
+        parallel_memcpy(d + prev_off, pinned[b ^ 1], prev_n, copy_threads);
       }
       prev_off = off;
       prev_n = n;
     }
     if (prev_n > 0) {
       QUENCH_CUDA_CHECK(cudaEventSynchronize(done[b ^ 1]));
-      std::memcpy(d + prev_off, pinned[b ^ 1], prev_n);
+      parallel_memcpy(d + prev_off, pinned[b ^ 1], prev_n, copy_threads);
     }
   }
 
@@ -402,6 +429,7 @@ GpuWeightQuantizer::GpuWeightQuantizer(int device, std::size_t staging_bytes) : 
   int sms = 0;
   QUENCH_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   m.max_grid = std::max(1, sms) * 8;
+  m.copy_threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
   QUENCH_CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
   for (int i = 0; i < 2; ++i) {
     QUENCH_CUDA_CHECK(cudaHostAlloc(&m.pinned[i], staging_bytes, cudaHostAllocDefault));
