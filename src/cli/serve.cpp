@@ -4,9 +4,11 @@
 // generation requests get 503, running ones get --shutdown-timeout seconds to finish, the rest are
 // aborted (finish_reason "abort"), the listener closes and the process exits 0.
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <pthread.h>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "cli/verb.h"
@@ -57,8 +59,28 @@ int run_serve(ServeOptions& o) {
     o.load.make_runner = [](std::shared_ptr<const Model> model, const KvCacheConfig& kv) -> std::unique_ptr<ModelRunner> {
       return std::make_unique<cuda::CudaModelRunner>(std::move(model), kv);
     };
-    // Automatic KV sizing on the GPU: a budget of gpu_memory_utilization x 20 GiB (--num-kv-blocks overrides).
-    o.load.kv_cache_memory_gib = 20.0 * o.gpu_memory_utilization;
+    // Automatic KV sizing as vLLM: --gpu-memory-utilization of the device's memory, minus the
+    // weights (the checkpoint's .safetensors bytes, an upper bound: vision/audio towers are not
+    // uploaded) and a reserve for activations, cuBLAS workspaces and CUDA graphs; --num-kv-blocks
+    // overrides. The budget is spent on as many full-length sequences as --max-num-seqs allows.
+    cuda::require_cuda_device();
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) throw CudaError("cudaMemGetInfo failed");
+    double weights = 0;
+    for (const auto& e : std::filesystem::directory_iterator(o.model_dir))
+      if (e.path().extension() == ".safetensors") weights += static_cast<double>(e.file_size());
+    constexpr double kReserve = 4.0 * (1ull << 30);
+    const double budget = o.gpu_memory_utilization * static_cast<double>(total_b) - weights - kReserve -
+                          static_cast<double>(total_b - free_b);
+    if (budget <= 0)
+      throw InvalidArgument(fmt::format("--gpu-memory-utilization {}: {:.1f} GiB of {:.1f} GiB leaves no room for the "
+                                        "KV cache after {:.1f} GiB of weights, a {:.0f} GiB reserve and {:.1f} GiB "
+                                        "already in use", o.gpu_memory_utilization,
+                                        o.gpu_memory_utilization * total_b / double(1ull << 30),
+                                        total_b / double(1ull << 30), weights / double(1ull << 30),
+                                        kReserve / double(1ull << 30), (total_b - free_b) / double(1ull << 30)));
+    o.load.kv_cache_memory_gib = budget / double(1ull << 30);
+    o.load.kv_full_length_seqs = o.load.engine.max_num_seqs;
 #else
     throw InvalidArgument("--device cuda: this quench was built without the CUDA backend");
 #endif

@@ -42,13 +42,13 @@ std::unique_ptr<Engine> load_engine(const std::filesystem::path& model_dir, cons
   kv.dtype = parse_kv_cache_dtype(opts.kv_cache_dtype);
   int blocks = opts.num_kv_blocks;
   if (blocks <= 0) {
-    // Enough for min(max_num_seqs, 8) full-length sequences (short requests share the pool far
-    // more widely), capped by the memory budget; --num-kv-blocks overrides.
+    // Enough for min(max_num_seqs, kv_full_length_seqs) full-length sequences (short requests share
+    // the pool far more widely), capped by the memory budget; --num-kv-blocks overrides.
     size_t elem = kv.dtype == KvCacheDtype::kFP32 ? 4 : kv.dtype == KvCacheDtype::kBF16 ? 2 : 1;
     size_t bytes_per_block = 0;
     for (const auto& l : mc.layers) bytes_per_block += 2ull * kv.block_size * l.num_kv_heads * l.head_dim * elem;
     int per_seq = (max_len + kv.block_size - 1) / kv.block_size;
-    int64_t want = static_cast<int64_t>(per_seq) * std::min(ec.max_num_seqs, 8) + 1;
+    int64_t want = static_cast<int64_t>(per_seq) * std::min(ec.max_num_seqs, std::max(opts.kv_full_length_seqs, 1)) + 1;
     int64_t cap = bytes_per_block ? static_cast<int64_t>(opts.kv_cache_memory_gib * (1ull << 30) / bytes_per_block) : want;
     blocks = static_cast<int>(std::max<int64_t>(std::min(want, cap), per_seq + 1));
   }

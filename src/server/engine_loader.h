@@ -30,6 +30,9 @@ struct EngineLoadOptions {
   int num_kv_blocks = 0;              ///< --num-kv-blocks per KV group; 0 = sized from the limits below
   int block_size = 16;                ///< tokens per KV block
   double kv_cache_memory_gib = 1.0;   ///< cap on automatic KV sizing (CPU stand-in for --gpu-memory-utilization)
+  /// Automatic sizing aims at this many full-length (max_model_len) sequences, capped by
+  /// kv_cache_memory_gib; the GPU path sets it to max_num_seqs so the budget decides (as vLLM).
+  int kv_full_length_seqs = 8;
   std::string device = "cpu";         ///< --device: "cpu" (built in) or any device make_runner serves
   RunnerFactory make_runner;          ///< required when device != "cpu" (the CLI passes the CUDA runner)
 };
