@@ -4,6 +4,8 @@
 //   decode bound  = (weight bytes + KV bytes read per step) / measured copy bandwidth
 //   prefill bound = FLOPs / measured bf16 GEMM peak (2 · linear params · tokens + attention).
 // Bandwidth and peak are measured on the spot (device-to-device copy; a large cuBLAS bf16 GEMM).
+// --profile adds, per measurement, a table of device time per op kind from eager steps with an
+// event between consecutive ops (CudaModelRunner::execute_profiled; graphs are never profiled).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -39,6 +41,8 @@ struct Options {
   std::string kv_dtype = "bf16";
   std::string out;
   bool no_graphs = false;
+  bool profile = false;
+  int profile_steps = 5;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -75,6 +79,24 @@ double attention_flops(const ModelConfig& c, int n) {
   return f;
 }
 
+#ifdef QUENCH_HAVE_CUDA
+/// Prints the per-op device time of `prof` (ms per step and % of the profiled step) and returns
+/// it as JSON.
+nlohmann::json print_profile(const std::string& what, const cuda::StepProfile& prof) {
+  const double total = prof.total_ms() / std::max(prof.steps, 1);
+  std::printf("profile %s (eager, an event between ops, %d steps): %.3f ms/step\n", what.c_str(), prof.steps, total);
+  std::printf("  %-22s %10s %7s\n", "op", "ms/step", "%step");
+  nlohmann::json j = {{"what", what}, {"steps", prof.steps}, {"ms_per_step", total}};
+  for (int i = 0; i < static_cast<int>(cuda::StepOp::kCount); ++i) {
+    const double ms = prof.ms[i] / std::max(prof.steps, 1);
+    const char* name = cuda::op_kind_name(static_cast<cuda::StepOp>(i));
+    std::printf("  %-22s %10.4f %6.1f%%\n", name, ms, total > 0 ? 100.0 * ms / total : 0.0);
+    j["ops"][name] = ms;
+  }
+  return j;
+}
+#endif
+
 int run(const Options& o) {
   if (o.batch_sizes.empty()) throw InvalidArgument("--batch-sizes: give at least one batch size");
   for (int b : o.batch_sizes)
@@ -82,11 +104,14 @@ int run(const Options& o) {
   if (o.context < 1) throw InvalidArgument(fmt::format("--context must be >= 1, got {}", o.context));
   if (o.decode_steps < 1) throw InvalidArgument(fmt::format("--decode-steps must be >= 1, got {}", o.decode_steps));
   if (o.prefill_len < 0 || o.ttft_len < 0) throw InvalidArgument("--prefill-len and --ttft-len must be >= 0");
+  if (o.profile_steps < 1) throw InvalidArgument(fmt::format("--profile-steps must be >= 1, got {}", o.profile_steps));
+  if (o.profile && o.device != "cuda") throw InvalidArgument("--profile needs --device cuda");
   std::shared_ptr<const Model> model = Model::load(o.model);
   const ModelConfig& cfg = model->config();
   const int bs = 16;
   const int max_batch = *std::max_element(o.batch_sizes.begin(), o.batch_sizes.end());
-  const int ctx_needed = std::max({o.context + o.decode_steps + 1, o.prefill_len, o.ttft_len}) + 1;
+  const int ctx_needed =
+      std::max({o.context + o.decode_steps + 4 + (o.profile ? o.profile_steps : 0), o.prefill_len, o.ttft_len}) + 1;
   const int blocks_per_seq = (ctx_needed + bs - 1) / bs;
   KvCacheConfig kv;
   kv.block_size = bs;
@@ -146,6 +171,7 @@ int run(const Options& o) {
                            {"copy_bandwidth_Bps", bandwidth}, {"bf16_peak_flops", peak},
                            {"kv_cache_dtype", o.kv_dtype}, {"cuda_graphs", !o.no_graphs}};
   const double lin = linear_params(cfg);
+  nlohmann::json profiles = nlohmann::json::array();
 
   // Prefill of one long prompt, and TTFT of a shorter one (idle engine: one step each).
   auto prefill = [&](int n) {
@@ -157,7 +183,15 @@ int run(const Options& o) {
     greedy(std::span<const SeqStep>(&s, 1), out);  // warm-up
     const auto t0 = Clock::now();
     greedy(std::span<const SeqStep>(&s, 1), out);
-    return seconds_since(t0);
+    const double t = seconds_since(t0);
+#ifdef QUENCH_HAVE_CUDA
+    if (o.profile && cuda_runner) {
+      cuda::StepProfile prof;
+      for (int i = 0; i < o.profile_steps; ++i) cuda_runner->execute_profiled(std::span<const SeqStep>(&s, 1), out, prof);
+      profiles.push_back(print_profile(fmt::format("prefill {} tokens", n), prof));
+    }
+#endif
+    return t;
   };
   if (o.prefill_len > 0) {
     const double t = prefill(o.prefill_len);
@@ -179,7 +213,7 @@ int run(const Options& o) {
   for (int B : o.batch_sizes) {
     std::vector<std::vector<int32_t>> ids(B), tab(B);
     for (int b = 0; b < B; ++b) {
-      ids[b].resize(o.context + o.decode_steps + 8);
+      ids[b].resize(o.context + o.decode_steps + 8 + (o.profile ? o.profile_steps : 0));
       for (auto& t : ids[b]) t = tok(rng);
       tab[b] = tables(b);
     }
@@ -209,8 +243,21 @@ int run(const Options& o) {
                 bound_step > 0 ? 100 * bound_step / per_step : 0);
     dec.push_back({{"batch", B}, {"context", o.context}, {"ms_per_step", per_step * 1e3}, {"tok_per_s", tps},
                    {"bytes_per_step", bytes}, {"bound_tok_per_s", bound_step > 0 ? B / bound_step : 0}});
+#ifdef QUENCH_HAVE_CUDA
+    if (o.profile && cuda_runner) {
+      cuda::StepProfile prof;
+      for (int i = 0; i < o.profile_steps; ++i) {
+        for (int b = 0; b < B; ++b)
+          steps[b] = SeqStep{std::span<const int32_t>(ids[b].data() + p, 1), p, tab[b], tab[b], true};
+        ++p;
+        cuda_runner->execute_profiled(steps, out, prof);
+      }
+      profiles.push_back(print_profile(fmt::format("decode batch {} at context {}", B, o.context), prof));
+    }
+#endif
   }
   report["decode"] = dec;
+  if (o.profile) report["profile"] = profiles;
   if (!o.out.empty()) write_file_atomic(o.out, report.dump(2) + "\n");
   return 0;
 }
@@ -228,6 +275,10 @@ const bool registered = register_verb(
        app.add_option("--ttft-len", o->ttft_len, "prompt tokens of the TTFT measurement (0 = skip)")->capture_default_str();
        app.add_option("--kv-cache-dtype", o->kv_dtype, "bf16 or fp8_e4m3")->capture_default_str();
        app.add_flag("--no-cuda-graphs", o->no_graphs, "launch decode steps without CUDA graphs");
+       app.add_flag("--profile", o->profile,
+                    "after each measurement, run a few eager steps with device events between ops and print the "
+                    "ms per step of each op kind (embed, projections, attention, norms, MLP, LM head, argmax)");
+       app.add_option("--profile-steps", o->profile_steps, "steps per --profile table")->capture_default_str();
        app.add_option("--out", o->out, "write the results as JSON");
        return [o] { return run(*o); };
      }});

@@ -43,7 +43,11 @@ CudaModelRunner::CudaModelRunner(std::shared_ptr<const Model> model, const KvCac
   if (kv_config_.block_size < 1) throw InvalidArgument("CUDA runner: block_size must be >= 1");
   if (kv_config_.dtype == KvCacheDtype::kFP32)
     throw UnsupportedError("CUDA runner: fp32 KV cache is not supported (use bf16 or fp8_e4m3)");
+  if (kv_config_.num_blocks_full < 1 || kv_config_.num_blocks_sliding < 0)
+    throw InvalidArgument(fmt::format("CUDA runner: KV pools of {} full / {} sliding blocks (need >= 1 / >= 0)",
+                                      kv_config_.num_blocks_full, kv_config_.num_blocks_sliding));
   QUENCH_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  QUENCH_CUDA_CHECK(cudaEventCreateWithFlags(&meta_uploaded_, cudaEventDisableTiming));
   linear_.set_stream(stream_);
   weights_ = DeviceWeights::upload(*model_);
   const ModelConfig& cfg = model_->config();
@@ -62,7 +66,8 @@ CudaModelRunner::CudaModelRunner(std::shared_ptr<const Model> model, const KvCac
     c.num_heads = lc.num_heads;
     c.num_kv_heads = lc.num_kv_heads;
     c.window = c.sliding ? lc.sliding_window : 0;
-    const int blocks = c.sliding ? kv_config_.num_blocks_sliding : kv_config_.num_blocks_full;
+    // One block past the engine's pool: the scratch block padded decode rows write into.
+    const int blocks = (c.sliding ? kv_config_.num_blocks_sliding : kv_config_.num_blocks_full) + 1;
     const size_t bytes = static_cast<size_t>(blocks) * kv_config_.block_size * lc.num_kv_heads * lc.head_dim *
                          kv_elem_bytes(kv_config_.dtype);
     c.k.reset(std::max<size_t>(bytes, 16));
@@ -81,7 +86,24 @@ CudaModelRunner::CudaModelRunner(std::shared_ptr<const Model> model, const KvCac
 
 CudaModelRunner::~CudaModelRunner() {
   clear_graphs();
+  for (cudaEvent_t e : prof_events_) cudaEventDestroy(e);
+  if (meta_uploaded_) cudaEventDestroy(meta_uploaded_);
   if (stream_) cudaStreamDestroy(stream_);
+}
+
+CudaModelRunner::PinnedInts::~PinnedInts() {
+  if (data) cudaFreeHost(data);
+}
+
+void CudaModelRunner::PinnedInts::reserve(size_t n) {
+  if (n <= capacity) return;
+  if (data) cudaFreeHost(data);
+  data = nullptr;
+  capacity = 0;
+  void* p = nullptr;
+  QUENCH_CUDA_CHECK(cudaMallocHost(&p, n * sizeof(int32_t)));
+  data = static_cast<int32_t*>(p);
+  capacity = n;
 }
 
 const ModelConfig& CudaModelRunner::config() const { return model_->config(); }
@@ -117,8 +139,7 @@ void CudaModelRunner::ensure_capacity(int T, int S, int max_blocks, int n_logits
     qf_.reset(T * static_cast<size_t>(qmax) * 4);
     kf_.reset(T * static_cast<size_t>(kvmax) * 4);
     vf_.reset(T * static_cast<size_t>(kvmax) * 4);
-    gate_.reset(T * I * 4);
-    up_.reset(T * I * 4);
+    linear_.reserve_mlp_scratch(T, static_cast<int>(I));  // fp32 gate/up for M > 8 (never grown in a capture)
     hb_.reset(T * H * 2);
     qb_.reset(T * static_cast<size_t>(qmax) * 2);
     attnb_.reset(T * wide * 2);
@@ -129,6 +150,7 @@ void CudaModelRunner::ensure_capacity(int T, int S, int max_blocks, int n_logits
     logitsb_.reset(static_cast<size_t>(n_logits) * cfg.hidden_size * 2);
     logits_dev_.reset(static_cast<size_t>(n_logits) * cfg.vocab_size * 4);
     argmax_dev_.reset(static_cast<size_t>(n_logits) * 4);
+    argmax_scratch_.reset(argmax_scratch_bytes(n_logits, cfg.vocab_size));
     cap_logits_ = n_logits;
   }
   size_t scratch = 0;
@@ -156,19 +178,59 @@ int round_up_pow2(int v) {
 }
 }  // namespace
 
+int decode_batch_bucket(int n) {
+  if (n <= 8) return round_up_pow2(std::max(n, 1));
+  int b = 16;
+  while (b < n) b = (b & (b - 1)) == 0 ? b + b / 2 : b / 3 * 4;  // 16, 24, 32, 48, 64, 96, ...
+  return b;
+}
+
+const char* op_kind_name(StepOp op) {
+  switch (op) {
+    case StepOp::kEmbed: return "embed";
+    case StepOp::kQkvProj: return "qkv proj";
+    case StepOp::kQkvNormRope: return "qkv norm/rope/store";
+    case StepOp::kAttention: return "attention";
+    case StepOp::kOProj: return "o proj";
+    case StepOp::kNorms: return "residual norms";
+    case StepOp::kMlpGateUp: return "mlp gate/up+gelu";
+    case StepOp::kMlpDown: return "mlp down";
+    case StepOp::kLmHead: return "lm head";
+    case StepOp::kLogits: return "softcap/argmax";
+    case StepOp::kCount: break;
+  }
+  return "?";
+}
+
 void CudaModelRunner::clear_graphs() {
-  for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g);
+  for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g.exec);
   graphs_.clear();
   warmed_.clear();
 }
 
-CudaModelRunner::StepLayout CudaModelRunner::prepare(std::span<const SeqStep> batch, bool bucket) {
+void CudaModelRunner::mark(StepOp op) {
+  if (!profiling_) return;
+  if (prof_used_ == prof_events_.size()) {
+    cudaEvent_t e;
+    QUENCH_CUDA_CHECK(cudaEventCreate(&e));
+    prof_events_.push_back(e);
+    prof_ops_.push_back(op);
+  }
+  prof_ops_[prof_used_] = op;
+  QUENCH_CUDA_CHECK(cudaEventRecord(prof_events_[prof_used_], stream_));
+  ++prof_used_;
+}
+
+CudaModelRunner::StepLayout CudaModelRunner::prepare(std::span<const SeqStep> batch, bool bucket, int pad_to,
+                                                     bool greedy) {
   const ModelConfig& cfg = model_->config();
-  const int S = static_cast<int>(batch.size());
-  int T = 0, n_logits = 0, max_blocks = 1, max_context = 1;
+  const int S_real = static_cast<int>(batch.size());
+  const int S = std::max(S_real, pad_to), pad = S - S_real;
+  int T = pad, n_logits = pad, max_blocks = 1, max_context = 1;
   const KvCacheSpec spec = kv_cache_spec();
   for (const SeqStep& s : batch) {
     if (s.tokens.empty()) throw InvalidArgument("CUDA runner: a SeqStep has no tokens");
+    if (s.start_pos < 0) throw InvalidArgument(fmt::format("CUDA runner: start_pos {} is negative", s.start_pos));
     const int end = s.start_pos + static_cast<int>(s.tokens.size());
     if (cfg.max_position_embeddings > 0 && end > cfg.max_position_embeddings)
       throw InvalidArgument(fmt::format("CUDA runner: position {} beyond max_position_embeddings {}", end - 1,
@@ -189,15 +251,18 @@ CudaModelRunner::StepLayout CudaModelRunner::prepare(std::span<const SeqStep> ba
   ensure_capacity(T, S, max_blocks, std::max(n_logits, 1), max_context);
 
   // Host metadata: ids[T] pos[T] seq[T] logit_rows[n_logits] table_full[S*mb] table_sliding[S*mb].
-  meta_host_.assign(static_cast<size_t>(T) * 3 + n_logits + 2ull * S * max_blocks, -1);
-  int32_t* ids = meta_host_.data();
+  const size_t meta_n = static_cast<size_t>(T) * 3 + n_logits + 2ull * S * max_blocks;
+  QUENCH_CUDA_CHECK(cudaEventSynchronize(meta_uploaded_));  // the previous upload has read the buffer
+  meta_host_.reserve(meta_n);
+  std::fill(meta_host_.data, meta_host_.data + meta_n, -1);
+  int32_t* ids = meta_host_.data;
   int32_t* pos = ids + T;
   int32_t* seq = pos + T;
   int32_t* rows = seq + T;
   int32_t* tf = rows + n_logits;
   int32_t* ts = tf + static_cast<size_t>(S) * max_blocks;
   int t = 0, r = 0;
-  for (int si = 0; si < S; ++si) {
+  for (int si = 0; si < S_real; ++si) {
     const SeqStep& s = batch[si];
     for (size_t i = 0; i < s.tokens.size(); ++i, ++t) {
       if (s.tokens[i] < 0 || s.tokens[i] >= cfg.vocab_size)
@@ -221,9 +286,40 @@ CudaModelRunner::StepLayout CudaModelRunner::prepare(std::span<const SeqStep> ba
       }
     }
   }
-  QUENCH_CUDA_CHECK(cudaMemcpyAsync(meta_dev_.get(), meta_host_.data(), meta_host_.size() * 4,
-                                    cudaMemcpyHostToDevice, stream_));
-  return StepLayout{T, S, n_logits, max_blocks, max_context};
+  // Padding rows: token 0 at position 0, cached in the scratch block (id = pool size) of each
+  // group, logits wanted (rows after the real ones, never copied out).
+  for (int si = S_real; si < S; ++si, ++t) {
+    ids[t] = 0;
+    pos[t] = 0;
+    seq[t] = si;
+    rows[r++] = t;
+    tf[static_cast<size_t>(si) * max_blocks] = kv_config_.num_blocks_full;
+    ts[static_cast<size_t>(si) * max_blocks] = kv_config_.num_blocks_sliding;
+  }
+  bool identity = n_logits == T;
+  for (int i = 0; identity && i < n_logits; ++i) identity = rows[i] == i;
+  QUENCH_CUDA_CHECK(cudaMemcpyAsync(meta_dev_.get(), meta_host_.data, meta_n * 4, cudaMemcpyHostToDevice, stream_));
+  QUENCH_CUDA_CHECK(cudaEventRecord(meta_uploaded_, stream_));
+  StepLayout L;
+  L.T = T;
+  L.S = S;
+  L.n_logits = n_logits;
+  L.max_blocks = max_blocks;
+  L.max_context = max_context;
+  L.greedy = greedy;
+  L.identity_rows = identity;
+  return L;
+}
+
+void CudaModelRunner::attention_in_proj(size_t l, int T) {
+  const DeviceLayer& L = weights_.layers[l];
+  LinearJob jobs[3] = {{&L.q, qf_.get<float>()}, {&L.k, kf_.get<float>()}, {&L.v, vf_.get<float>()}};
+  linear_.run_multi(std::span<const LinearJob>(jobs, L.k_eq_v ? 2 : 3), hb_.get<bf16>(), T);
+}
+
+void CudaModelRunner::mlp_gate_up(size_t l, int T) {
+  const DeviceLayer& L = weights_.layers[l];
+  linear_.run_gate_up_gelu(L.gate, L.up, hb_.get<bf16>(), T, actb_.get<bf16>());
 }
 
 void CudaModelRunner::launch(const StepLayout& SL) {
@@ -235,68 +331,92 @@ void CudaModelRunner::launch(const StepLayout& SL) {
   const int32_t* d_rows = dmeta + 3 * T;
   BlockTables full{dmeta + 3 * T + n_logits, max_blocks};
   BlockTables sliding{full.table + static_cast<size_t>(S) * max_blocks, max_blocks};
-  const int H = cfg.hidden_size, I = cfg.intermediate_size;
+  const int H = cfg.hidden_size;
   const float eps = static_cast<float>(cfg.rms_norm_eps);
   float* x = x_.get<float>();
   bf16* hb = hb_.get<bf16>();
-  embed(d_ids, T, weights_.embed.get<bf16>(), H, embed_scale_, x, stream_);
-  rmsnorm_to_bf16(x, H, weights_.layers[0].input_norm.get<float>(), T, H, eps, hb, stream_);
-  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+  const size_t n_layers = weights_.layers.size();
+  auto input_norm = [&](size_t l) {
+    return l < n_layers ? weights_.layers[l].input_norm.get<float>() : weights_.final_norm.get<float>();
+  };
+  mark(StepOp::kEmbed);
+  embed_rmsnorm(d_ids, T, weights_.embed.get<bf16>(), H, embed_scale_, x, input_norm(0), eps, hb, stream_);
+  for (size_t l = 0; l < n_layers; ++l) {
     const DeviceLayer& L = weights_.layers[l];
     LayerCache& C = caches_[l];
     // Attention block (§2.4).
-    linear_.run(L.q, hb, T, qf_.get<float>());
-    linear_.run(L.k, hb, T, kf_.get<float>());
-    const float* v_src = kf_.get<float>();
-    if (!L.k_eq_v) {
-      linear_.run(L.v, hb, T, vf_.get<float>());
-      v_src = vf_.get<float>();
-    }
+    mark(StepOp::kQkvProj);
+    attention_in_proj(l, T);
+    mark(StepOp::kQkvNormRope);
+    const float* v_src = L.k_eq_v ? kf_.get<float>() : vf_.get<float>();
     qkv_norm_rope_store(qf_.get<float>(), kf_.get<float>(), v_src, T, C.num_heads, C.num_kv_heads, C.head_dim,
                         L.q_norm.get<float>(), L.k_norm.get<float>(), C.inv_freq.get<float>(), eps, meta,
                         C.sliding ? sliding : full, C.view, qb_.get<bf16>(), stream_);
+    mark(StepOp::kAttention);
     paged_attention(qb_.get<bf16>(), T, C.num_heads, C.head_dim, C.window, meta, C.sliding ? sliding : full, C.view,
                     max_context, attnb_.get<bf16>(), attn_scratch_.get(), stream_);
+    mark(StepOp::kOProj);
     linear_.run(L.o, attnb_.get<bf16>(), T, y_.get<float>());
+    mark(StepOp::kNorms);
     residual_post_norm(x, y_.get<float>(), L.post_attn_norm.get<float>(), 1.0f, T, H, eps,
                        L.pre_ffn_norm.get<float>(), hb, stream_);
     // MLP block (§2.7).
-    linear_.run(L.gate, hb, T, gate_.get<float>());
-    linear_.run(L.up, hb, T, up_.get<float>());
-    gelu_tanh_mul(gate_.get<float>(), I, up_.get<float>(), I, T, I, actb_.get<bf16>(), stream_);
+    mark(StepOp::kMlpGateUp);
+    mlp_gate_up(l, T);
+    mark(StepOp::kMlpDown);
     linear_.run(L.down, actb_.get<bf16>(), T, y_.get<float>());
-    const float* next_norm =
-        l + 1 < weights_.layers.size() ? weights_.layers[l + 1].input_norm.get<float>() : weights_.final_norm.get<float>();
-    residual_post_norm(x, y_.get<float>(), L.post_ffn_norm.get<float>(), L.layer_scalar, T, H, eps, next_norm, hb,
-                       stream_);
+    mark(StepOp::kNorms);
+    residual_post_norm(x, y_.get<float>(), L.post_ffn_norm.get<float>(), L.layer_scalar, T, H, eps,
+                       input_norm(l + 1), hb, stream_);
   }
   // hb now holds the final-normed hidden states (§2.8); LM head on the wanted rows only.
   if (n_logits > 0) {
-    gather_rows_bf16(hb, d_rows, n_logits, H, logitsb_.get<bf16>(), stream_);
-    linear_.run_bf16(weights_.embed.get<bf16>(), cfg.vocab_size, H, logitsb_.get<bf16>(), n_logits,
-                     logits_dev_.get<float>());
-    softcap(logits_dev_.get<float>(), static_cast<size_t>(n_logits) * cfg.vocab_size,
-            static_cast<float>(cfg.final_logit_softcapping), stream_);
+    mark(StepOp::kLmHead);
+    const bf16* head_in = hb;
+    if (!SL.identity_rows) {
+      gather_rows_bf16(hb, d_rows, n_logits, H, logitsb_.get<bf16>(), stream_);
+      head_in = logitsb_.get<bf16>();
+    }
+    linear_.run_bf16(weights_.embed.get<bf16>(), cfg.vocab_size, H, head_in, n_logits, logits_dev_.get<float>());
+    mark(StepOp::kLogits);
+    const float cap = static_cast<float>(cfg.final_logit_softcapping);
+    if (SL.greedy)
+      argmax_rows(logits_dev_.get<float>(), n_logits, cfg.vocab_size, cap, argmax_dev_.get<int32_t>(),
+                  argmax_scratch_.get(), stream_);
+    else
+      softcap(logits_dev_.get<float>(), static_cast<size_t>(n_logits) * cfg.vocab_size, cap, stream_);
   }
+  mark(StepOp::kCount);  // closes the last op
 }
 
-
-int CudaModelRunner::run_step(std::span<const SeqStep> batch) {
-  bool decode_only = use_graphs_;
-  for (const SeqStep& s : batch) decode_only &= s.tokens.size() == 1 && s.want_logits;
-  const StepLayout L = prepare(batch, decode_only);
+int CudaModelRunner::run_step(std::span<const SeqStep> batch, StepOutput out) {
+  const bool greedy = out == StepOutput::kGreedy;
+  bool decode_only = use_graphs_ && !profiling_ && !batch.empty();
+  int wanted = 0;
+  for (const SeqStep& s : batch) {
+    decode_only &= s.tokens.size() == 1 && s.want_logits;
+    wanted += s.want_logits ? 1 : 0;
+  }
+  const int pad_to = decode_only ? decode_batch_bucket(static_cast<int>(batch.size())) : 0;
+  const StepLayout L = prepare(batch, decode_only, pad_to, greedy);
   if (!decode_only) {
     launch(L);
-    return L.n_logits;
+    return wanted;
   }
   auto it = graphs_.find(L);
   if (it == graphs_.end() && warmed_.insert(L).second) {
     // First sight of this layout: run eagerly (sizes scratch buffers, lets cuBLAS and the kernel
     // attributes initialise outside a capture); capture on the next occurrence.
     launch(L);
-    return L.n_logits;
+    return wanted;
   }
   if (it == graphs_.end()) {
+    if (graphs_.size() >= kMaxGraphs) {  // drop the least recently used
+      auto lru = std::min_element(graphs_.begin(), graphs_.end(),
+                                  [](const auto& a, const auto& b) { return a.second.last_use < b.second.last_use; });
+      cudaGraphExecDestroy(lru->second.exec);
+      graphs_.erase(lru);
+    }
     // Capture once per layout; every buffer the kernels touch is sized already (prepare).
     cudaGraph_t graph;
     QUENCH_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
@@ -304,16 +424,20 @@ int CudaModelRunner::run_step(std::span<const SeqStep> batch) {
       launch(L);
     } catch (...) {
       cudaStreamEndCapture(stream_, &graph);
+      if (graph) cudaGraphDestroy(graph);
       throw;
     }
     QUENCH_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
     cudaGraphExec_t exec;
-    QUENCH_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-    QUENCH_CUDA_CHECK(cudaGraphDestroy(graph));
-    it = graphs_.emplace(L, exec).first;
+    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    QUENCH_CUDA_CHECK(inst);
+    it = graphs_.emplace(L, HeldGraph{exec, 0}).first;
+    ++captures_;
   }
-  QUENCH_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
-  return L.n_logits;
+  it->second.last_use = ++use_clock_;
+  QUENCH_CUDA_CHECK(cudaGraphLaunch(it->second.exec, stream_));
+  return wanted;
 }
 
 void CudaModelRunner::execute(std::span<const SeqStep> batch, std::span<float> logits) {
@@ -322,7 +446,7 @@ void CudaModelRunner::execute(std::span<const SeqStep> batch, std::span<float> l
   for (const auto& s : batch) want += s.want_logits ? 1 : 0;
   if (logits.size() != want * V)
     throw InvalidArgument(fmt::format("CUDA runner: logits span has {} floats, expected {}", logits.size(), want * V));
-  const int n = run_step(batch);
+  const int n = run_step(batch, StepOutput::kLogits);
   if (n > 0)
     QUENCH_CUDA_CHECK(cudaMemcpyAsync(logits.data(), logits_dev_.get(), static_cast<size_t>(n) * V * 4,
                                       cudaMemcpyDeviceToHost, stream_));
@@ -332,14 +456,33 @@ void CudaModelRunner::execute(std::span<const SeqStep> batch, std::span<float> l
 void CudaModelRunner::execute_greedy(std::span<const SeqStep> batch, std::span<int32_t> out_tokens) {
   size_t want = 0;
   for (const auto& s : batch) want += s.want_logits ? 1 : 0;
-  if (out_tokens.size() != want) throw InvalidArgument("CUDA runner: out_tokens size != wanted logits rows");
-  const int n = run_step(batch);
-  if (n > 0) {
-    argmax_rows(logits_dev_.get<float>(), n, model_->config().vocab_size, argmax_dev_.get<int32_t>(), stream_);
+  if (out_tokens.size() != want)
+    throw InvalidArgument(fmt::format("CUDA runner: out_tokens has {} entries, the batch wants {} logits rows",
+                                      out_tokens.size(), want));
+  const int n = run_step(batch, StepOutput::kGreedy);
+  if (n > 0)
     QUENCH_CUDA_CHECK(
         cudaMemcpyAsync(out_tokens.data(), argmax_dev_.get(), static_cast<size_t>(n) * 4, cudaMemcpyDeviceToHost, stream_));
-  }
   QUENCH_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaModelRunner::execute_profiled(std::span<const SeqStep> batch, std::span<int32_t> out_tokens,
+                                       StepProfile& profile) {
+  profiling_ = true;
+  prof_used_ = 0;
+  try {
+    execute_greedy(batch, out_tokens);  // eager: run_step never replays a graph while profiling_
+  } catch (...) {
+    profiling_ = false;
+    throw;
+  }
+  profiling_ = false;
+  for (size_t i = 0; i + 1 < prof_used_; ++i) {
+    float ms = 0;
+    QUENCH_CUDA_CHECK(cudaEventElapsedTime(&ms, prof_events_[i], prof_events_[i + 1]));
+    profile.ms[static_cast<int>(prof_ops_[i])] += ms;
+  }
+  profile.steps += 1;
 }
 
 }  // namespace quench::cuda

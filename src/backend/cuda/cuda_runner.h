@@ -7,12 +7,18 @@
 // all layers (embedding, per layer: norm, q/k/v GEMMs, norms+RoPE+cache write, paged attention,
 // o GEMM, post-norm+residual, GeGLU MLP, post-norm+residual×layer_scalar; final norm; tied LM
 // head; softcap) on one stream, then copies the wanted logits to the host.
+//
+// Decode-only steps (one token per sequence, all wanting logits) replay CUDA graphs: the batch is
+// padded to decode_batch_bucket(n) with rows that write only the reserved scratch KV block, so a
+// serving engine whose batch size changes every step replays a few graphs instead of capturing
+// new ones; a layout is run eagerly the first time it is seen and captured the second time.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <set>
 #include <tuple>
+#include <cstdint>
 #include <vector>
 
 #include "backend/backend.h"
@@ -29,10 +35,44 @@ namespace quench::cuda {
 /// there is none (checked before any CUDA library is initialised).
 int require_cuda_device();
 
+/// Kinds of work in one step, for StepProfile (the names of op_kind_name()).
+enum class StepOp {
+  kEmbed,        ///< embedding lookup (+ first input norm)
+  kQkvProj,      ///< q/k/v projections
+  kQkvNormRope,  ///< q/k/v norms, RoPE, KV-cache store
+  kAttention,    ///< paged attention
+  kOProj,        ///< attention output projection
+  kNorms,        ///< residual adds with post-norms (+ next pre-norm)
+  kMlpGateUp,    ///< gate/up projections with GELU(gate) * up (LinearExecutor::run_gate_up_gelu)
+  kMlpDown,      ///< down projection
+  kLmHead,       ///< gather of the wanted rows + tied LM head
+  kLogits,       ///< softcap (execute) or argmax with fused softcap (execute_greedy)
+  kCount
+};
+/// Short name of an op kind ("embed", "qkv proj", ...).
+const char* op_kind_name(StepOp op);
+
+/// Device time per op kind accumulated over profiled steps (CudaModelRunner::execute_profiled).
+struct StepProfile {
+  double ms[static_cast<int>(StepOp::kCount)] = {};
+  int steps = 0;
+  double total_ms() const {
+    double t = 0;
+    for (double v : ms) t += v;
+    return t;
+  }
+};
+
+/// Decode batch-size buckets of the CUDA graphs: 1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192,
+/// 256, ... (powers of two up to 8, then alternately x1.5 and x4/3). Returns the smallest bucket
+/// >= n (n >= 1).
+int decode_batch_bucket(int n);
+
 class CudaModelRunner : public ModelRunner {
  public:
-  /// Uploads the weights and allocates the KV pools on the current device. Throws CudaError
-  /// (no device, out of memory) or UnsupportedError (shapes the kernels cannot take).
+  /// Uploads the weights and allocates the KV pools on the current device (each pool gets one
+  /// extra block past the engine's, the scratch block padded decode rows write into). Throws
+  /// CudaError (no device, out of memory) or UnsupportedError (shapes the kernels cannot take).
   CudaModelRunner(std::shared_ptr<const Model> model, const KvCacheConfig& kv_config);
   ~CudaModelRunner() override;
 
@@ -43,8 +83,14 @@ class CudaModelRunner : public ModelRunner {
   void execute(std::span<const SeqStep> batch, std::span<float> logits) override;
 
   /// Like execute() but samples greedily on the GPU: out_tokens[i] = argmax of the i-th wanted
-  /// logits row; only token ids cross to the host.
+  /// (soft-capped) logits row; only token ids cross to the host. The argmax (softcap fused in) is
+  /// part of the captured decode graph.
   void execute_greedy(std::span<const SeqStep> batch, std::span<int32_t> out_tokens);
+
+  /// Runs execute_greedy's work eagerly (no CUDA graph) with a device event between consecutive
+  /// ops and adds each op kind's device time to `profile` (steps += 1); out_tokens as in
+  /// execute_greedy. The events cost ~1 us per op, so the total exceeds a graph-replayed step.
+  void execute_profiled(std::span<const SeqStep> batch, std::span<int32_t> out_tokens, StepProfile& profile);
 
   /// Bytes of weights resident on the GPU, and of the KV pools.
   size_t weight_bytes() const { return weights_.total_bytes; }
@@ -53,22 +99,59 @@ class CudaModelRunner : public ModelRunner {
   /// Bytes the KV cache needs per block of each group (sum over that group's layers of K and V).
   static size_t kv_block_bytes(const ModelConfig& cfg, int block_size, KvCacheDtype dtype, bool sliding);
 
+  /// Turns CUDA-graph replay of decode steps on or off (on by default). Off: decode batches are
+  /// run eagerly at their exact size (no padding).
+  void set_use_cuda_graphs(bool on) {
+    use_graphs_ = on;
+    if (!on) clear_graphs();
+  }
+  /// Graphs currently held (at most kMaxGraphs; the least recently used is dropped beyond).
+  size_t num_captured_graphs() const { return graphs_.size(); }
+  /// Graph captures since construction (a capture is paid once per layout while it stays held).
+  size_t num_graph_captures() const { return captures_; }
+  static constexpr size_t kMaxGraphs = 64;
+
+ protected:
+  /// What a step leaves on the device: the soft-capped logits in logits_device() [n, V], or
+  /// (kGreedy) the argmax token of each wanted row in argmax_device() [n] (logits not capped).
+  enum class StepOutput { kLogits, kGreedy };
+  /// Validates the batch, runs one step (through a captured graph for decode-only batches when
+  /// graphs are on, padded to decode_batch_bucket) and returns n = the number of wanted rows of
+  /// `batch` (rows 0..n-1 of the outputs, in batch order; padding rows come after). Does not
+  /// synchronise.
+  int run_step(std::span<const SeqStep> batch, StepOutput out);
+  /// fp32 [rows, vocab] logits of the last step (soft-capped unless it ran with kGreedy).
+  const float* logits_device() const { return logits_dev_.get<float>(); }
+  /// int32 [rows] argmax tokens of the last kGreedy step.
+  const int32_t* argmax_device() const { return argmax_dev_.get<int32_t>(); }
+  cudaStream_t stream() const { return stream_; }
+
  private:
   /// Device-side shape of one step (what a captured CUDA graph depends on).
   struct StepLayout {
     int T = 0, S = 0, n_logits = 0, max_blocks = 0, max_context = 0;
-    bool operator<(const StepLayout& o) const {
-      return std::tie(T, S, n_logits, max_blocks, max_context) < std::tie(o.T, o.S, o.n_logits, o.max_blocks, o.max_context);
-    }
+    bool greedy = false;         ///< argmax (softcap fused) instead of the softcap pass
+    bool identity_rows = false;  ///< every token wants logits: the LM head reads hb directly
+    auto key() const { return std::tie(T, S, n_logits, max_blocks, max_context, greedy, identity_rows); }
+    bool operator<(const StepLayout& o) const { return key() < o.key(); }
   };
-  /// Validates the batch, fills and uploads the step metadata; `bucket` rounds the block-table
-  /// width and context up to a power of two (decode steps replayed from CUDA graphs).
-  StepLayout prepare(std::span<const SeqStep> batch, bool bucket);
-  /// Enqueues every kernel of the step (leaves the logits in logits_dev_).
+  /// Validates the batch, fills and uploads the step metadata. `pad_to` > batch.size() appends
+  /// decode rows (token 0 at position 0 of the scratch KV block, logits wanted) up to that many
+  /// sequences; `bucket` also rounds the block-table width and context up to a power of two.
+  StepLayout prepare(std::span<const SeqStep> batch, bool bucket, int pad_to, bool greedy);
+  /// Enqueues every kernel of the step (leaves the logits in logits_dev_, or the argmax tokens
+  /// in argmax_dev_).
   void launch(const StepLayout& L);
-  /// prepare + launch, through a captured graph for decode-only batches.
-  int run_step(std::span<const SeqStep> batch);
+  /// The attention input projections q, k (and v) of layer l from hb_ into qf_/kf_/vf_ (one
+  /// launch for decode: LinearExecutor::run_multi).
+  void attention_in_proj(size_t l, int T);
+  /// The MLP up half of layer l: actb_ = bf16(gelu(hb_ · gateᵀ) * (hb_ · upᵀ)) (one fused launch
+  /// for decode: LinearExecutor::run_gate_up_gelu).
+  void mlp_gate_up(size_t l, int T);
   void ensure_capacity(int T, int S, int max_blocks, int n_logits, int max_context);
+  void clear_graphs();
+  /// Records an event before `op` when profiling (never inside a graph capture).
+  void mark(StepOp op);
 
   int device_ = require_cuda_device();  // first member: fails with a clear message before cuBLAS starts
   std::shared_ptr<const Model> model_;
@@ -92,21 +175,40 @@ class CudaModelRunner : public ModelRunner {
   int cap_T_ = 0, cap_S_ = 0, cap_blocks_ = 0, cap_logits_ = 0;
   size_t cap_scratch_ = 0;
   DeviceBuffer meta_dev_;       // ids | pos | seq | logit rows | table_full | table_sliding
-  std::vector<int32_t> meta_host_;
-  DeviceBuffer x_, y_, qf_, kf_, vf_, gate_, up_;  // fp32
+  /// Page-locked host staging of the step metadata (async upload without a pageable bounce).
+  struct PinnedInts {
+    int32_t* data = nullptr;
+    size_t capacity = 0;
+    PinnedInts() = default;
+    PinnedInts(const PinnedInts&) = delete;
+    PinnedInts& operator=(const PinnedInts&) = delete;
+    ~PinnedInts();
+    /// Grows to at least n ints (contents not kept); throws CudaError.
+    void reserve(size_t n);
+  };
+  PinnedInts meta_host_;
+  cudaEvent_t meta_uploaded_ = nullptr;  // the last upload from meta_host_ finished reading it
+  DeviceBuffer x_, y_, qf_, kf_, vf_;  // fp32
   DeviceBuffer hb_, qb_, attnb_, actb_, logitsb_; // bf16
-  DeviceBuffer logits_dev_, argmax_dev_, attn_scratch_;
+  DeviceBuffer logits_dev_, argmax_dev_, argmax_scratch_, attn_scratch_;
 
-  // Decode steps replay CUDA graphs keyed by their layout; any buffer reallocation drops them.
-  std::map<StepLayout, cudaGraphExec_t> graphs_;
+  // Decode steps replay CUDA graphs keyed by their layout (LRU beyond kMaxGraphs); any buffer
+  // reallocation drops them.
+  struct HeldGraph {
+    cudaGraphExec_t exec = nullptr;
+    uint64_t last_use = 0;
+  };
+  std::map<StepLayout, HeldGraph> graphs_;
   std::set<StepLayout> warmed_;
+  uint64_t use_clock_ = 0;
+  size_t captures_ = 0;
   bool use_graphs_ = true;
-  void clear_graphs();
 
- public:
-  /// Turns CUDA-graph replay of decode steps on or off (on by default).
-  void set_use_cuda_graphs(bool on) { use_graphs_ = on; if (!on) clear_graphs(); }
-  size_t num_captured_graphs() const { return graphs_.size(); }
+  // Profiling (execute_profiled): events recorded between ops, and the op each one opens.
+  bool profiling_ = false;
+  std::vector<cudaEvent_t> prof_events_;
+  std::vector<StepOp> prof_ops_;
+  size_t prof_used_ = 0;
 };
 
 }  // namespace quench::cuda

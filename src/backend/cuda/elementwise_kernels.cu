@@ -1,5 +1,7 @@
-// quench/backend/cuda/elementwise_kernels.cu: GeGLU activation, final-logit softcap, argmax.
-#include <cfloat>
+// quench/backend/cuda/elementwise_kernels.cu: GeGLU activation, final-logit softcap, argmax
+// (two stages: many blocks per row, then one block per row; softcap optionally fused in).
+#include <climits>
+#include <cstdint>
 
 #include "backend/cuda/cuda_utils.h"
 #include "backend/cuda/kernels.h"
@@ -26,35 +28,94 @@ __global__ void softcap_kernel(float* v, size_t n, float cap) {
     v[i] = cap * tanhf(v[i] * inv);
 }
 
-__global__ void argmax_kernel(const float* logits, int V, int32_t* out) {
-  const float* row = logits + static_cast<size_t>(blockIdx.x) * V;
-  float best = -FLT_MAX;
-  int idx = 0x7fffffff;
-  for (int i = threadIdx.x; i < V; i += blockDim.x) {
-    const float v = row[i];
-    if (v > best) { best = v; idx = i; }
+/// (value, index) pair order of argmax: larger value first, lower index on equal values; NaN
+/// never wins (comparisons with NaN are false).
+__device__ __forceinline__ void argmax_take(float& best, int& idx, float v, int i) {
+  if (v > best || (v == best && i < idx)) {
+    best = v;
+    idx = i;
   }
+}
+
+/// Warp-wide argmax; every lane gets the winner.
+__device__ __forceinline__ void argmax_warp(float& best, int& idx) {
+#pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
     const float ob = __shfl_xor_sync(0xffffffffu, best, o);
     const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
-    if (ob > best || (ob == best && oi < idx)) { best = ob; idx = oi; }
+    argmax_take(best, idx, ob, oi);
   }
+}
+
+/// Block-wide argmax (blockDim.x a multiple of 32); the result is valid in thread 0.
+__device__ __forceinline__ void argmax_block(float& best, int& idx) {
   __shared__ float sb[32];
   __shared__ int si[32];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) { sb[warp] = best; si[warp] = idx; }
+  argmax_warp(best, idx);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (lane == 0) {
+    sb[warp] = best;
+    si[warp] = idx;
+  }
   __syncthreads();
   if (warp == 0) {
-    const int nw = blockDim.x / 32;
-    best = lane < nw ? sb[lane] : -FLT_MAX;
-    idx = lane < nw ? si[lane] : 0x7fffffff;
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ob = __shfl_xor_sync(0xffffffffu, best, o);
-      const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
-      if (ob > best || (ob == best && oi < idx)) { best = ob; idx = oi; }
-    }
-    if (lane == 0) out[blockIdx.x] = idx;
+    const int nw = blockDim.x >> 5;
+    best = lane < nw ? sb[lane] : -INFINITY;
+    idx = lane < nw ? si[lane] : INT_MAX;
+    argmax_warp(best, idx);
   }
+}
+
+constexpr int kArgmaxThreads = 256;
+constexpr int kArgmaxVecPerThread = 2;  // float4 loads in flight per thread
+constexpr int kArgmaxChunk = kArgmaxThreads * kArgmaxVecPerThread * 4;  // logits per stage-1 block
+
+/// The value argmax compares: the soft-capped logit when cap > 0, computed exactly as
+/// softcap_kernel does (so the winner equals argmax over softcap()'s output).
+__device__ __forceinline__ float capped(float v, float cap, float inv) { return cap > 0.0f ? cap * tanhf(v * inv) : v; }
+
+/// Stage 1: block (c, r) reduces logits[r, c*chunk .. (c+1)*chunk) to one (value, index) pair.
+template <bool kVec4>
+__global__ void argmax_partial_kernel(const float* logits, int V, float cap, float2* partials) {
+  const int r = blockIdx.y, c = blockIdx.x;
+  const float* row = logits + static_cast<size_t>(r) * V;
+  const float inv = cap > 0.0f ? 1.0f / cap : 0.0f;
+  const int base = c * kArgmaxChunk;
+  float best = -INFINITY;
+  int idx = INT_MAX;
+  if constexpr (kVec4) {
+    float4 q[kArgmaxVecPerThread];
+#pragma unroll
+    for (int k = 0; k < kArgmaxVecPerThread; ++k) {
+      const int i = base + (threadIdx.x + k * kArgmaxThreads) * 4;
+      q[k] = i < V ? *reinterpret_cast<const float4*>(row + i) : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+    }
+#pragma unroll
+    for (int k = 0; k < kArgmaxVecPerThread; ++k) {
+      const int i = base + (threadIdx.x + k * kArgmaxThreads) * 4;
+      if (i < V) {
+        argmax_take(best, idx, capped(q[k].x, cap, inv), i);
+        argmax_take(best, idx, capped(q[k].y, cap, inv), i + 1);
+        argmax_take(best, idx, capped(q[k].z, cap, inv), i + 2);
+        argmax_take(best, idx, capped(q[k].w, cap, inv), i + 3);
+      }
+    }
+  } else {
+    for (int i = base + threadIdx.x; i < min(V, base + kArgmaxChunk); i += kArgmaxThreads)
+      argmax_take(best, idx, capped(row[i], cap, inv), i);
+  }
+  argmax_block(best, idx);
+  if (threadIdx.x == 0) partials[static_cast<size_t>(r) * gridDim.x + c] = make_float2(best, __int_as_float(idx));
+}
+
+/// Stage 2: block r reduces the `chunks` partial pairs of row r to out[r] (0 when every logit is NaN).
+__global__ void argmax_final_kernel(const float2* partials, int chunks, int32_t* out) {
+  const float2* p = partials + static_cast<size_t>(blockIdx.x) * chunks;
+  float best = -INFINITY;
+  int idx = INT_MAX;
+  for (int c = threadIdx.x; c < chunks; c += blockDim.x) argmax_take(best, idx, p[c].x, __float_as_int(p[c].y));
+  argmax_block(best, idx);
+  if (threadIdx.x == 0) out[blockIdx.x] = idx == INT_MAX ? 0 : idx;
 }
 
 }  // namespace
@@ -74,9 +135,21 @@ void softcap(float* logits, size_t n, float cap, cudaStream_t stream) {
   QUENCH_CUDA_LAUNCH_CHECK();
 }
 
-void argmax_rows(const float* logits, int R, int V, int32_t* out, cudaStream_t stream) {
+size_t argmax_scratch_bytes(int R, int V) {
+  return static_cast<size_t>(R) * ((V + kArgmaxChunk - 1) / kArgmaxChunk) * sizeof(float2);
+}
+
+void argmax_rows(const float* logits, int R, int V, float cap, int32_t* out, void* scratch, cudaStream_t stream) {
   if (R == 0) return;
-  argmax_kernel<<<R, 1024, 0, stream>>>(logits, V, out);
+  const int chunks = (V + kArgmaxChunk - 1) / kArgmaxChunk;
+  float2* partials = static_cast<float2*>(scratch);
+  const dim3 grid(chunks, R);
+  if (V % 4 == 0 && (reinterpret_cast<uintptr_t>(logits) & 15u) == 0)
+    argmax_partial_kernel<true><<<grid, kArgmaxThreads, 0, stream>>>(logits, V, cap, partials);
+  else
+    argmax_partial_kernel<false><<<grid, kArgmaxThreads, 0, stream>>>(logits, V, cap, partials);
+  QUENCH_CUDA_LAUNCH_CHECK();
+  argmax_final_kernel<<<R, chunks >= 128 ? 128 : 32, 0, stream>>>(partials, chunks, out);
   QUENCH_CUDA_LAUNCH_CHECK();
 }
 

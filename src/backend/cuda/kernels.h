@@ -10,6 +10,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace quench::cuda {
@@ -20,6 +21,10 @@ using bf16 = __nv_bfloat16;
 
 /// x[t, :] = float(table[ids[t], :]) * scale.  ids int32 [T]; table bf16 [V, H]; x fp32 [T, H].
 void embed(const int32_t* ids, int T, const bf16* table, int H, float scale, float* x, cudaStream_t stream);
+/// embed() with the first layer's input norm fused in: also next = bf16(rmsnorm(x, w_next))
+/// (next bf16 [T, H]; w_next fp32 [H]; w_next == nullptr: embed() alone).
+void embed_rmsnorm(const int32_t* ids, int T, const bf16* table, int H, float scale, float* x, const float* w_next,
+                   float eps, bf16* next, cudaStream_t stream);
 
 /// out[t, :] = bf16(x[t,:] * (mean(x[t,:]^2) + eps)^-1/2 * w)  (w fp32 [H], or nullptr = no weight).
 /// x fp32 [T, H] with row stride `x_stride` elements; out bf16 [T, H] dense.
@@ -140,8 +145,13 @@ void gelu_tanh_mul(const float* gate, int gate_stride, const float* up, int up_s
                    cudaStream_t stream);
 /// logits = cap * tanh(logits / cap) in place (fp32 [n]); cap <= 0 does nothing (§2.8).
 void softcap(float* logits, size_t n, float cap, cudaStream_t stream);
-/// out[r] = argmax over logits[r, 0..V) (lowest index on ties). logits fp32 [R, V].
-void argmax_rows(const float* logits, int R, int V, int32_t* out, cudaStream_t stream);
+/// out[r] = argmax over v in logits[r, 0..V) of (cap > 0 ? cap * tanh(v / cap) : v), i.e. the
+/// argmax of the soft-capped logits without writing them (§2.8); lowest index on ties, NaN never
+/// wins (0 when a row is all NaN). logits fp32 [R, V]; out int32 [R]; `scratch` (device) must hold
+/// argmax_scratch_bytes(R, V). Two launches: blocks of 2048 logits, then one block per row.
+void argmax_rows(const float* logits, int R, int V, float cap, int32_t* out, void* scratch, cudaStream_t stream);
+/// Bytes of scratch argmax_rows needs for R rows of V logits.
+size_t argmax_scratch_bytes(int R, int V);
 
 }  // namespace quench::cuda
 
