@@ -21,8 +21,9 @@ __device__ __forceinline__ void nvfp4_block_to_bf16(uint32_t q0, uint32_t q1, fl
   const uint32_t q[2] = {q0, q1};
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const uint32_t d0 = e2m1_pair_raw<0>(q[h]), d1 = e2m1_pair_raw<1>(q[h]);
-    const uint32_t d2 = e2m1_pair_raw<2>(q[h]), d3 = e2m1_pair_raw<3>(q[h]);
+    const uint32_t qr = q[h] >> 8;
+    const uint32_t d0 = e2m1_pair_raw<0>(q[h], qr), d1 = e2m1_pair_raw<1>(q[h], qr);
+    const uint32_t d2 = e2m1_pair_raw<2>(q[h], qr), d3 = e2m1_pair_raw<3>(q[h], qr);
     // raw = e2m1 * 2^-126 (exact in fp32, subnormal for 0.5); * 2^126 restores it exactly.
     auto v = [t](float raw) { return raw * 0x1p126f * t; };
     out[h] = make_uint4(pack_bf16x2(v(bf16_lo(d0)), v(bf16_lo(d1))), pack_bf16x2(v(bf16_lo(d2)), v(bf16_lo(d3))),

@@ -16,6 +16,7 @@ namespace quench::cuda::gemv_detail {
 /// bf16 weights: a piece is one unit (8 bf16); no decoding, no permutation.
 struct FmtBf16 {
   static constexpr int kPieceK = 8, kPieceBytes = 16, kUnits = 1;
+  static constexpr bool kWideRegs = false;  ///< needs > 64 registers (see gemv_kernel_2blocks)
   static constexpr float kOutFactor = 1.0f;
   struct Piece {
     uint4 w;
@@ -41,6 +42,7 @@ struct FmtBf16 {
 /// Unit codes k0..k7 are paired (k0,k2), (k1,k3), (k4,k6), (k5,k7).
 struct FmtFp8 {
   static constexpr int kPieceK = 16, kPieceBytes = 16, kUnits = 2;
+  static constexpr bool kWideRegs = false;
   static constexpr float kOutFactor = 1.0f;
   struct Piece {
     uint4 w;
@@ -78,6 +80,7 @@ struct FmtFp8 {
 template <int kBytes>
 struct FmtNvfp4 {
   static constexpr int kPieceK = 2 * kBytes, kPieceBytes = kBytes, kUnits = kBytes / 4;
+  static constexpr bool kWideRegs = true;
   static constexpr float kOutFactor = 128.0f;
   struct Piece {
     uint32_t w[kBytes / 4];
@@ -121,11 +124,11 @@ struct FmtNvfp4 {
   }
   template <int U>
   static __device__ __forceinline__ void unit(const Ready& r, uint32_t (&a)[4]) {
-    const uint32_t q = r.w[U], m = r.m[U / 2];
-    a[0] = bf16x2_mul(e2m1_pair_raw<0>(q), m);  // (n0, n4)
-    a[1] = bf16x2_mul(e2m1_pair_raw<1>(q), m);  // (n1, n5)
-    a[2] = bf16x2_mul(e2m1_pair_raw<2>(q), m);  // (n2, n6)
-    a[3] = bf16x2_mul(e2m1_pair_raw<3>(q), m);  // (n3, n7)
+    const uint32_t q = r.w[U], qr = q >> 8, m = r.m[U / 2];
+    a[0] = bf16x2_mul(e2m1_pair_raw<0>(q, qr), m);  // (n0, n4)
+    a[1] = bf16x2_mul(e2m1_pair_raw<1>(q, qr), m);  // (n1, n5)
+    a[2] = bf16x2_mul(e2m1_pair_raw<2>(q, qr), m);  // (n2, n6)
+    a[3] = bf16x2_mul(e2m1_pair_raw<3>(q, qr), m);  // (n3, n7)
   }
   template <int U>
   static __device__ __forceinline__ void xunit(const uint4& X, uint32_t (&b)[4]) {

@@ -53,7 +53,7 @@ struct LaunchArgs {
 /// whose tile range holds it, its tiles are RT consecutive 16-row tiles of that job. GATEUP: job 0
 /// is gate and job 1 up; tiles 0..RT/2-1 are gate rows, RT/2..RT-1 the same rows of up.
 template <class F, int RT, int U, bool GATEUP>
-__global__ void __launch_bounds__(kThreads) gemv_kernel(const __grid_constant__ LaunchArgs L) {
+__device__ __forceinline__ void gemv_body(const LaunchArgs& L) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   constexpr int kRowsPerTileSet = GATEUP ? RT / 2 * 16 : RT * 16;
 
@@ -159,6 +159,17 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const __grid_constant__ 
   }
 }
 
+/// The kernel, register budget left to ptxas (bf16, FP8: it picks 42..54, no spills).
+template <class F, int RT, int U, bool GATEUP>
+__global__ void __launch_bounds__(kThreads) gemv_kernel(const __grid_constant__ LaunchArgs L) {
+  gemv_body<F, RT, U, GATEUP>(L);
+}
+/// The kernel allowed up to 128 registers (NVFP4: ptxas' own choice of 64 spills the decode).
+template <class F, int RT, int U, bool GATEUP>
+__global__ void __launch_bounds__(kThreads, 2) gemv_kernel_2blocks(const __grid_constant__ LaunchArgs L) {
+  gemv_body<F, RT, U, GATEUP>(L);
+}
+
 int sm_count() {
   static std::atomic<int> cached{0};
   int v = cached.load(std::memory_order_relaxed);
@@ -174,7 +185,10 @@ int sm_count() {
 template <class F, int RT, bool GATEUP>
 void launch(LaunchArgs& a, int blocks, cudaStream_t stream) {
   constexpr int U = RT >= 4 ? 1 : 4 / RT;
-  gemv_kernel<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
+  if constexpr (F::kWideRegs)
+    gemv_kernel_2blocks<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
+  else
+    gemv_kernel<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
   QUENCH_CUDA_LAUNCH_CHECK();
 }
 
