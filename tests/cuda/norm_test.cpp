@@ -1,12 +1,14 @@
 // tests/cuda/norm_test.cpp: the row kernels of the step (embedding + fused first norm, RMSNorm,
 // residual post-norm with the next norm fused) against the CPU reference backend's rms_norm
 // (src/backend/cpu, itself checked against transformers), and the two-stage argmax (ties to the
-// lowest index, NaN rows, fused softcap) against a host scan; fresh random data, poisoned outputs.
+// lowest index, NaN rows, fused softcap) against a host scan, and GeGLU (gelu_tanh_mul) against the
+// CPU backend's; fresh random data, poisoned outputs.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 
+#include "backend/cpu/activation.h"
 #include "backend/cpu/rmsnorm.h"
 #include "backend/cuda/kernels.h"
 #include "cuda_test_util.h"
@@ -24,13 +26,15 @@ std::vector<float> random_f32(size_t n, float sigma, std::mt19937& rng) {
 }
 
 /// Every element of a bf16 output equals the reference rounded to bf16, up to one bf16 step of
-/// the reference (the GPU's sum of squares runs in another order than the CPU's double sum).
-void expect_bf16_close(const std::vector<uint16_t>& got, const std::vector<float>& ref, const char* what) {
+/// the reference (the GPU's sum of squares runs in another order than the CPU's double sum), plus
+/// `abs_tol` (for results of cancellation, e.g. 1 + tanh(z) near z = -inf in GELU).
+void expect_bf16_close(const std::vector<uint16_t>& got, const std::vector<float>& ref, const char* what,
+                       float abs_tol = 0.0f) {
   ASSERT_EQ(got.size(), ref.size());
   int bad = 0;
   for (size_t i = 0; i < got.size(); ++i) {
     const float g = bf16_to_f32(got[i]);
-    if (!(std::fabs(g - ref[i]) <= std::fabs(ref[i]) * (1.0f / 128) + 1e-30f)) {
+    if (!(std::fabs(g - ref[i]) <= std::fabs(ref[i]) * (1.0f / 128) + abs_tol + 1e-30f)) {
       if (++bad <= 5) ADD_FAILURE() << what << "[" << i << "] = " << g << ", reference " << ref[i];
     }
   }
@@ -226,6 +230,30 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ArgmaxTest,
                            return "R" + std::to_string(std::get<0>(info.param)) + "_V" +
                                   std::to_string(std::get<1>(info.param));
                          });
+
+/// GeGLU (§2.7) on strided fp32 gate/up rows, both launch paths (16-byte loads when every size
+/// is a multiple of 4; scalar otherwise), against the CPU backend's gelu_tanh_mul.
+TEST(GeluMul, MatchesCpu) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  for (const auto& [T, I, pad] : {std::tuple{1, 15360, 0}, std::tuple{7, 96, 4}, std::tuple{33, 1001, 3},
+                                 std::tuple{130, 512, 8}}) {
+    std::mt19937 rng(3 + T + I);
+    const int stride = I + pad;
+    const std::vector<float> gate = random_f32(static_cast<size_t>(T) * stride, 2.0f, rng);
+    const std::vector<float> up = random_f32(static_cast<size_t>(T) * stride, 2.0f, rng);
+    auto d_g = testing::to_device(gate), d_u = testing::to_device(up);
+    cuda::DeviceBuffer d_act(static_cast<size_t>(T) * I * 2);
+    testing::poison(d_act);
+    cuda::gelu_tanh_mul(d_g.get<float>(), stride, d_u.get<float>(), stride, T, I, d_act.get<cuda::bf16>(), nullptr);
+    QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> ref(static_cast<size_t>(T) * I);
+    for (int t = 0; t < T; ++t)
+      gelu_tanh_mul(gate.data() + static_cast<size_t>(t) * stride, up.data() + static_cast<size_t>(t) * stride, I,
+                    ref.data() + static_cast<size_t>(t) * I);
+    // tanhf may differ by an ulp between the GPU and the host: ~1e-7 · |gate · up| absolute.
+    expect_bf16_close(testing::to_host<uint16_t>(d_act, ref.size()), ref, "gelu_mul", 1e-5f);
+  }
+}
 
 }  // namespace
 }  // namespace quench
