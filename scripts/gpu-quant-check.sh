@@ -10,7 +10,8 @@
 #         check of the cuda output.                                              ~5-8 min with synth
 # Binaries come prebuilt from scripts/gpu-prepare.sh (.carry/gpu-bin.tgz).
 # Usage (device call, repo root, carry [".carry"]): OUT=... scripts/gpu-quant-check.sh [tiny|12b|all]
-# Output: $OUT/quant-check.txt (summary), per-run logs and the torch reports (*.json).
+# Output (2 files, the device tool returns at most 8): $OUT/quant-check.txt (summary) and
+# $OUT/quant-check-logs.tgz (per-run quench logs, torch logs and torch JSON reports).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-tiny}
@@ -23,7 +24,9 @@ export LD_LIBRARY_PATH="$BIN/lib:$cudalibs:/usr/local/cuda/lib64:${LD_LIBRARY_PA
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 W=/tmp/quench-qcheck
 [ "$(df --output=avail -B1G /dev/shm | tail -1)" -gt 45 ] && W=/dev/shm/quench-qcheck
-mkdir -p "$W"
+L=$W/logs
+rm -rf "$L"
+mkdir -p "$W" "$L"
 S="$OUT/quant-check.txt"
 : >"$S"
 fail=0
@@ -37,13 +40,13 @@ run() {
     rm -rf "$W/$name-$dev"
     local t0=$(date +%s.%N)
     if ! "$BIN/quench" quantize "$in" "$W/$name-$dev" --device "$dev" --quality-samples 0 "$@" \
-        >"$OUT/$name-$dev.log" 2>&1; then
-      say "FAIL $name: quench quantize --device $dev exited non-zero: $(tail -1 "$OUT/$name-$dev.log")"
+        >"$L/$name-$dev.log" 2>&1; then
+      say "FAIL $name: quench quantize --device $dev exited non-zero: $(tail -1 "$L/$name-$dev.log")"
       fail=1
       return
     fi
     say "$name --device $dev: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s wall;" \
-        "$(grep -E 'quantized on|time .* s' "$OUT/$name-$dev.log" | sed 's/^ *//' | tr '\n' ' ')"
+        "$(grep -E 'quantized on|time .* s' "$L/$name-$dev.log" | sed 's/^ *//' | tr '\n' ' ')"
   done
   local diffs=0 n=0
   for f in "$W/$name-cpu"/*; do
@@ -53,11 +56,11 @@ run() {
     cmp -s "$f" "$W/$name-cuda/$b" || { diffs=$((diffs + 1)); say "  DIFFERS cpu vs cuda: $b"; }
   done
   if [ "$diffs" -eq 0 ]; then say "  cpu == cuda: $n files byte-identical"; else say "FAIL $name: $diffs of $n files differ"; fail=1; fi
-  if python3 tools/fixtures/modelopt_reference_torch.py "$in" "$W/$name-cuda" --json "$OUT/$name-torch.json" \
-      >"$OUT/$name-torch.log" 2>&1; then
-    say "  torch reference: $(grep -E 'Linears checked|bytes checked|ALL BYTES' "$OUT/$name-torch.log" | sed 's/^ *//' | tr '\n' ' ')"
+  if python3 tools/fixtures/modelopt_reference_torch.py "$in" "$W/$name-cuda" --json "$L/$name-torch.json" \
+      >"$L/$name-torch.log" 2>&1; then
+    say "  torch reference: $(grep -E 'Linears checked|bytes checked|ALL BYTES' "$L/$name-torch.log" | sed 's/^ *//' | tr '\n' ' ')"
   else
-    say "FAIL $name: torch reference: $(tail -12 "$OUT/$name-torch.log" | tr '\n' ' ')"
+    say "FAIL $name: torch reference: $(tail -12 "$L/$name-torch.log" | tr '\n' ' ')"
     fail=1
   fi
 }
@@ -80,11 +83,12 @@ if [[ $mode == 12b || $mode == all ]]; then
     B=$W/g12b-bf16
     s=$(date +%s)
     [ -f $B/config.json ] || "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $B --no-multimodal \
-      >"$OUT/synth.log" 2>&1
+      >"$L/synth.log" 2>&1
     say "synth 12B bf16: $(( $(date +%s) - s )) s"
   fi
   run g12b-nvfp4-mlp $B --scheme nvfp4-mlp --calib-samples 0
   rm -rf "$W/g12b-nvfp4-mlp-cpu" "$W/g12b-nvfp4-mlp-cuda"
 fi
 say "quant-check: $([ $fail -eq 0 ] && echo PASSED || echo FAILED)"
+tar -C "$W" -czf "$OUT/quant-check-logs.tgz" logs
 exit $fail
