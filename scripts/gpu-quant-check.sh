@@ -9,22 +9,23 @@
 #         /dev/shm/quench-12b/bf16 when present) nvfp4-mlp weight-only on cuda and cpu + the torch
 #         check of the cuda output.                                              ~5-8 min with synth
 # Binaries come prebuilt from scripts/gpu-prepare.sh (.carry/gpu-bin.tgz).
-# Usage (device call, repo root, carry [".carry"]): OUT=... scripts/gpu-quant-check.sh [tiny|12b|all]
+# Usage (device call, repo root, carry [".carry"]): OUT=... scripts/gpu-quant-check.sh [all|tiny|12b]
+# (default all: tiny first; the summary is written as it goes, so a timed-out call still returns it)
 # Output (2 files, the device tool returns at most 8): $OUT/quant-check.txt (summary) and
 # $OUT/quant-check-logs.tgz (per-run quench logs, torch logs and torch JSON reports).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-mode=${1:-tiny}
+mode=${1:-all}
 OUT=${OUT:-/tmp/gpu-quant-out}
 mkdir -p "$OUT"
-[ -x /tmp/gpu-bin/quench ] || tar -xzf .carry/gpu-bin.tgz -C /tmp
+tar -xzf .carry/gpu-bin.tgz -C /tmp
 BIN=/tmp/gpu-bin
 cudalibs=$(dirname "$(find /usr/local -name 'libcublas.so.13*' 2>/dev/null | head -1)")
 export LD_LIBRARY_PATH="$BIN/lib:$cudalibs:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-W=/tmp/quench-qcheck
-[ "$(df --output=avail -B1G /dev/shm | tail -1)" -gt 45 ] && W=/dev/shm/quench-qcheck
-L=$W/logs
+avail_gb() { df --output=avail -B1G "$1" | tail -1 | tr -d ' '; }
+W=/tmp/quench-qcheck  # the tiny outputs; the 12B ones go where they fit (below)
+L=/tmp/quench-qcheck-logs/logs
 rm -rf "$L"
 mkdir -p "$W" "$L"
 S="$OUT/quant-check.txt"
@@ -77,18 +78,24 @@ if [[ $mode == tiny || $mode == all ]]; then
   run golden-tiny-bf16-nvfp4 tests/data/golden/tiny-bf16 --scheme nvfp4 --calib-samples 0
 fi
 if [[ $mode == 12b || $mode == all ]]; then
+  # The BF16 input where scripts/gpu-check.sh keeps it (made here if absent); outputs where 2 x 12 GB fit.
   B=/dev/shm/quench-12b/bf16
   [ -f $B/config.json ] || B=/tmp/quench-12b/bf16
   if [ ! -f $B/config.json ]; then
-    B=$W/g12b-bf16
+    B=/tmp/quench-12b/bf16
+    [ "$(avail_gb /dev/shm)" -gt 50 ] && B=/dev/shm/quench-12b/bf16
+    mkdir -p "$(dirname $B)"
     s=$(date +%s)
-    [ -f $B/config.json ] || "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $B --no-multimodal \
-      >"$L/synth.log" 2>&1
-    say "synth 12B bf16: $(( $(date +%s) - s )) s"
+    "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $B --no-multimodal >"$L/synth.log" 2>&1
+    say "synth 12B bf16 into $B: $(( $(date +%s) - s )) s"
   fi
+  W=/tmp/quench-qcheck
+  [ "$(avail_gb /dev/shm)" -gt 26 ] && W=/dev/shm/quench-qcheck
+  mkdir -p "$W"
+  say "12B outputs in $W (free: $(avail_gb "$W") GB)"
   run g12b-nvfp4-mlp $B --scheme nvfp4-mlp --calib-samples 0
   rm -rf "$W/g12b-nvfp4-mlp-cpu" "$W/g12b-nvfp4-mlp-cuda"
 fi
 say "quant-check: $([ $fail -eq 0 ] && echo PASSED || echo FAILED)"
-tar -C "$W" -czf "$OUT/quant-check-logs.tgz" logs
+tar -C "$(dirname "$L")" -czf "$OUT/quant-check-logs.tgz" logs
 exit $fail
