@@ -219,6 +219,35 @@ TEST(QuantizeGpu, SpecWorkedExampleBytes) {
   EXPECT_EQ(q[10], 0x51);
 }
 
+TEST(QuantizeGpu, AccumulateAmaxIsTheRunningMax) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(99);
+  std::vector<float> a, b;
+  auto ab = testing::random_bf16(100003, 2.0f, rng, a);  // odd length: the grid-stride tail
+  auto bb = testing::random_bf16(4096, 0.5f, rng, b);
+  bb[17] = f32_to_bf16(-37.25f);  // the max comes from the second batch, negative
+  b[17] = -37.25f;
+  bb[18] = 0x7fc0;  // a NaN is ignored
+  b[18] = 0.0f;
+  auto da = testing::to_device(ab), db = testing::to_device(bb);
+  std::vector<float> f32(333, -1e-3f);
+  f32[5] = 12.5f;
+  auto df = testing::to_device(f32);
+  cuda::DeviceBuffer bits(4);
+  QUENCH_CUDA_CHECK(cudaMemset(bits.get(), 0, 4));
+  cuda::accumulate_amax(da.get(), DType::kBF16, static_cast<int64_t>(ab.size()), bits.get<uint32_t>(), nullptr);
+  QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_EQ(testing::to_host<uint32_t>(bits, 1)[0], std::bit_cast<uint32_t>(abs_max(a)));
+  cuda::accumulate_amax(db.get(), DType::kBF16, static_cast<int64_t>(bb.size()), bits.get<uint32_t>(), nullptr);
+  QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_EQ(std::bit_cast<float>(testing::to_host<uint32_t>(bits, 1)[0]), std::max(abs_max(a), 37.25f));
+  QUENCH_CUDA_CHECK(cudaMemset(bits.get(), 0, 4));
+  cuda::accumulate_amax(df.get(), DType::kF32, static_cast<int64_t>(f32.size()), bits.get<uint32_t>(), nullptr);
+  QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_EQ(std::bit_cast<float>(testing::to_host<uint32_t>(bits, 1)[0]), 12.5f);
+  EXPECT_THROW(cuda::accumulate_amax(df.get(), DType::kI32, 4, bits.get<uint32_t>(), nullptr), InvalidArgument);
+}
+
 TEST(QuantizeGpu, RejectsBadShapesAndSlots) {
   QUENCH_SKIP_WITHOUT_GPU();
   cuda::GpuWeightQuantizer gpu;

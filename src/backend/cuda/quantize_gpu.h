@@ -13,6 +13,8 @@
 // results can go to any host memory; nothing is held on the host beyond the staging buffers.
 #pragma once
 
+#include <cuda_runtime.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -76,5 +78,14 @@ class GpuWeightQuantizer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// Running activation amax for calibration on the GPU (ModelOpt's `max` calibrator, spec §9: a
+/// running max of max|x| over every batch): *amax_bits = max(*amax_bits, bits(max |x[i]|)) over the
+/// n elements of the device array `x` (BF16, F16 or F32; NaN ignored). `amax_bits` is a device
+/// uint32 holding the fp32 bits of a non-negative float (start it at 0 = +0.0f); non-negative
+/// floats order like their bits, so the update is one atomicMax and exact in any order. Enqueued
+/// on `stream`, never synchronises; for a forward pass hook (one slot per Linear input or K/V).
+/// Throws InvalidArgument for another dtype, CudaError on a failed launch.
+void accumulate_amax(const void* x, DType dtype, int64_t n, uint32_t* amax_bits, cudaStream_t stream);
 
 }  // namespace quench::cuda

@@ -329,6 +329,15 @@ struct Fp8Launch {
 
 // ---- host side -------------------------------------------------------------------------------------
 
+void accumulate_amax(const void* x, DType dtype, int64_t n, uint32_t* amax_bits, cudaStream_t stream) {
+  if (n < 0) throw InvalidArgument(cat("accumulate_amax: negative element count ", n));
+  if (n == 0) return;
+  int device = 0, sms = 0;
+  QUENCH_CUDA_CHECK(cudaGetDevice(&device));
+  QUENCH_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  dispatch<AmaxLaunch>(dtype, x, n, reinterpret_cast<unsigned int*>(amax_bits), std::max(sms, 1) * 8, stream);
+}
+
 struct GpuWeightQuantizer::Impl {
   struct Slot {
     DeviceBuffer buf;
