@@ -65,7 +65,7 @@ int run_serve(ServeOptions& o) {
     // overrides. The budget is spent on as many full-length sequences as --max-num-seqs allows.
     cuda::require_cuda_device();
     size_t free_b = 0, total_b = 0;
-    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) throw CudaError("cudaMemGetInfo failed");
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) throw cuda::CudaError("cudaMemGetInfo failed");
     double weights = 0;
     for (const auto& e : std::filesystem::directory_iterator(o.model_dir))
       if (e.path().extension() == ".safetensors") weights += static_cast<double>(e.file_size());
