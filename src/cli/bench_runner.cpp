@@ -25,6 +25,7 @@
 #ifdef QUENCH_HAVE_CUDA
 #include "backend/cuda/cuda_runner.h"
 #include "backend/cuda/device_measure.h"
+#include "backend/cuda/kernels.h"
 #endif
 
 namespace quench::cli {
@@ -43,6 +44,7 @@ struct Options {
   bool no_graphs = false;
   bool profile = false;
   int profile_steps = 5;
+  bool pdl = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -134,6 +136,7 @@ int run(const Options& o) {
     auto r = std::make_unique<cuda::CudaModelRunner>(model, kv);
     cuda_runner = r.get();
     if (o.no_graphs) r->set_use_cuda_graphs(false);
+    cuda::set_programmatic_dependent_launch(o.pdl);
     weight_bytes = r->weight_bytes();
     device_name = r->name();
     runner = std::move(r);
@@ -169,7 +172,7 @@ int run(const Options& o) {
   };
   nlohmann::json report = {{"model", o.model}, {"device", device_name}, {"weight_bytes", weight_bytes},
                            {"copy_bandwidth_Bps", bandwidth}, {"bf16_peak_flops", peak},
-                           {"kv_cache_dtype", o.kv_dtype}, {"cuda_graphs", !o.no_graphs}};
+                           {"kv_cache_dtype", o.kv_dtype}, {"cuda_graphs", !o.no_graphs}, {"pdl", o.pdl}};
   const double lin = linear_params(cfg);
   nlohmann::json profiles = nlohmann::json::array();
 
@@ -279,6 +282,9 @@ const bool registered = register_verb(
                     "after each measurement, run a few eager steps with device events between ops and print the "
                     "ms per step of each op kind (embed, projections, attention, norms, MLP, LM head, argmax)");
        app.add_option("--profile-steps", o->profile_steps, "steps per --profile table")->capture_default_str();
+       app.add_flag("--pdl", o->pdl,
+                    "launch the norm/embedding/argmax kernels with Programmatic Dependent Launch (overlaps their "
+                    "launch with the previous kernel's tail)");
        app.add_option("--out", o->out, "write the results as JSON");
        return [o] { return run(*o); };
      }});

@@ -5,6 +5,7 @@
 // the exact batch run eagerly, and graph replay across changing batch sizes equals eager steps.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <numeric>
 #include <random>
@@ -165,7 +166,8 @@ std::vector<float> decode(ModelRunner& r, const Seqs& s, const std::vector<int>&
 
 /// Decode steps over a changing subset of sequences: graph runner (padded to its bucket, first
 /// sight eager, then captured and replayed) vs eager runner at the exact batch size; logits
-/// equal within float rounding of the GEMMs, argmax identical, greedy tokens equal.
+/// equal within float rounding of the GEMMs (a padded row leaking into a real one, or a stale
+/// graph, is an O(1) error), argmax identical, greedy tokens equal.
 TEST(CudaRunner, BucketedGraphReplayEqualsEagerExactBatch) {
   QUENCH_SKIP_WITHOUT_GPU();
   const fs::path dir = golden("tiny-globalkeys");
@@ -203,7 +205,9 @@ TEST(CudaRunner, BucketedGraphReplayEqualsEagerExactBatch) {
   }
   std::printf("[ graphs ] %zu steps, %zu graphs held, %zu captures, worst rel L2 vs eager %.3e\n", sizes.size(),
               graphed.num_captured_graphs(), graphed.num_graph_captures(), worst);
-  EXPECT_LT(worst, 1e-5);
+  // Batches of <= 8 rows take the skinny GEMMs (rows independent); 16 and 24 may take another
+  // GEMM tiling than the exact 11 or 17, so fp32 sums can differ in order: float rounding only.
+  EXPECT_LT(worst, 1e-3);
   EXPECT_EQ(mismatches, 0);
   // Buckets 1, 2, 4, 8, 16, 24 with one block-width bucket (contexts <= 64 tokens): at most 6
   // layouts, each captured once however often it recurs.
@@ -256,6 +260,38 @@ TEST(CudaRunner, ProfiledStepMatchesGreedy) {
                                 cuda::StepOp::kNorms, cuda::StepOp::kMlpDown, cuda::StepOp::kLmHead,
                                 cuda::StepOp::kLogits})
     EXPECT_GT(prof.ms[static_cast<int>(op)], 0.0) << cuda::op_kind_name(op);
+}
+
+/// Programmatic Dependent Launch of the norm/embedding/argmax kernels changes when they are
+/// scheduled, never what they compute: eager and graph-replayed decode steps give bit-identical
+/// logits with it on and off.
+TEST(CudaRunner, ProgrammaticDependentLaunchGivesIdenticalLogits) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  const fs::path dir = golden("tiny-bf16");
+  if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "golden fixture missing: " << dir;
+  std::shared_ptr<const Model> model = Model::load(dir);
+  const int V = model->config().vocab_size;
+  KvCacheConfig kv;
+  kv.block_size = 4;
+  kv.num_blocks_full = kv.num_blocks_sliding = 4 * 8;
+  auto run = [&](bool pdl) {
+    cuda::set_programmatic_dependent_launch(pdl);
+    std::mt19937 rng(5);
+    Seqs s = make_seqs(4, 32, 4, V, rng);
+    cuda::CudaModelRunner r(model, kv);
+    for (int i = 0; i < 4; ++i) prefill({&r}, s, i, 6 + i);
+    std::vector<float> all;
+    for (int step = 0; step < 6; ++step) {  // eager, capture, then replays (bucket 4 for 3 rows)
+      const std::vector<float> l = decode(r, s, {0, 2, 3});
+      all.insert(all.end(), l.begin(), l.end());
+      for (int i : {0, 2, 3}) ++s.pos[i];
+    }
+    cuda::set_programmatic_dependent_launch(false);
+    return all;
+  };
+  const std::vector<float> off = run(false), on = run(true);
+  ASSERT_EQ(off.size(), on.size());
+  EXPECT_EQ(std::memcmp(off.data(), on.data(), off.size() * sizeof(float)), 0);
 }
 
 }  // namespace

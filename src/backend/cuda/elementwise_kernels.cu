@@ -6,6 +6,7 @@
 
 #include "backend/cuda/cuda_utils.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace quench::cuda {
 namespace {
@@ -17,6 +18,7 @@ __device__ __forceinline__ float gelu_tanh(float u) {
 }
 
 __global__ void gelu_mul_kernel(const float* gate, int gs, const float* up, int us, int I, bf16* act) {
+  pdl_wait();
   const int t = blockIdx.y;
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < I; i += gridDim.x * blockDim.x)
     act[static_cast<size_t>(t) * I + i] =
@@ -25,6 +27,7 @@ __global__ void gelu_mul_kernel(const float* gate, int gs, const float* up, int 
 
 /// gelu_mul_kernel with 16-byte loads of gate/up and 8-byte stores of act (I, strides % 4 == 0).
 __global__ void gelu_mul_vec4_kernel(const float* gate, int gs, const float* up, int us, int I, bf16* act) {
+  pdl_wait();
   const int t = blockIdx.y;
   const float4* g4 = reinterpret_cast<const float4*>(gate + static_cast<size_t>(t) * gs);
   const float4* u4 = reinterpret_cast<const float4*>(up + static_cast<size_t>(t) * us);
@@ -41,6 +44,7 @@ __global__ void gelu_mul_vec4_kernel(const float* gate, int gs, const float* up,
 }
 
 __global__ void softcap_kernel(float* v, size_t n, float cap) {
+  pdl_wait();
   const float inv = 1.0f / cap;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
     v[i] = cap * tanhf(v[i] * inv);
@@ -95,6 +99,7 @@ __device__ __forceinline__ float capped(float v, float cap, float inv) { return 
 /// Stage 1: block (c, r) reduces logits[r, c*chunk .. (c+1)*chunk) to one (value, index) pair.
 template <bool kVec4>
 __global__ void argmax_partial_kernel(const float* logits, int V, float cap, float2* partials) {
+  pdl_wait();
   const int r = blockIdx.y, c = blockIdx.x;
   const float* row = logits + static_cast<size_t>(r) * V;
   const float inv = cap > 0.0f ? 1.0f / cap : 0.0f;
@@ -128,6 +133,7 @@ __global__ void argmax_partial_kernel(const float* logits, int V, float cap, flo
 
 /// Stage 2: block r reduces the `chunks` partial pairs of row r to out[r] (0 when every logit is NaN).
 __global__ void argmax_final_kernel(const float2* partials, int chunks, int32_t* out) {
+  pdl_wait();
   const float2* p = partials + static_cast<size_t>(blockIdx.x) * chunks;
   float best = -INFINITY;
   int idx = INT_MAX;
@@ -148,18 +154,14 @@ void gelu_tanh_mul(const float* gate, int gate_stride, const float* up, int up_s
   // One row per blockIdx.y; enough blocks per row to fill the chip when T is small.
   const int per_row = std::max(1, std::min((work + 255) / 256, T >= 64 ? 16 : 128));
   const dim3 grid(per_row, T);
-  if (vec4)
-    gelu_mul_vec4_kernel<<<grid, 256, 0, stream>>>(gate, gate_stride, up, up_stride, I, act);
-  else
-    gelu_mul_kernel<<<grid, 256, 0, stream>>>(gate, gate_stride, up, up_stride, I, act);
-  QUENCH_CUDA_LAUNCH_CHECK();
+  launch_kernel(vec4 ? gelu_mul_vec4_kernel : gelu_mul_kernel, grid, 256, stream, gate, gate_stride, up, up_stride, I,
+                act);
 }
 
 void softcap(float* logits, size_t n, float cap, cudaStream_t stream) {
   if (cap <= 0.0f || n == 0) return;
   const int blocks = static_cast<int>((n + 255) / 256 < 4096 ? (n + 255) / 256 : 4096);
-  softcap_kernel<<<blocks, 256, 0, stream>>>(logits, n, cap);
-  QUENCH_CUDA_LAUNCH_CHECK();
+  launch_kernel(softcap_kernel, blocks, 256, stream, logits, n, cap);
 }
 
 size_t argmax_scratch_bytes(int R, int V) {
@@ -171,13 +173,10 @@ void argmax_rows(const float* logits, int R, int V, float cap, int32_t* out, voi
   const int chunks = (V + kArgmaxChunk - 1) / kArgmaxChunk;
   float2* partials = static_cast<float2*>(scratch);
   const dim3 grid(chunks, R);
-  if (V % 4 == 0 && (reinterpret_cast<uintptr_t>(logits) & 15u) == 0)
-    argmax_partial_kernel<true><<<grid, kArgmaxThreads, 0, stream>>>(logits, V, cap, partials);
-  else
-    argmax_partial_kernel<false><<<grid, kArgmaxThreads, 0, stream>>>(logits, V, cap, partials);
-  QUENCH_CUDA_LAUNCH_CHECK();
-  argmax_final_kernel<<<R, chunks >= 128 ? 128 : 32, 0, stream>>>(partials, chunks, out);
-  QUENCH_CUDA_LAUNCH_CHECK();
+  const bool vec4 = V % 4 == 0 && (reinterpret_cast<uintptr_t>(logits) & 15u) == 0;
+  launch_kernel(vec4 ? argmax_partial_kernel<true> : argmax_partial_kernel<false>, grid, kArgmaxThreads, stream, logits,
+                V, cap, partials);
+  launch_kernel(argmax_final_kernel, R, chunks >= 128 ? 128 : 32, stream, partials, chunks, out);
 }
 
 }  // namespace quench::cuda
@@ -185,6 +184,7 @@ void argmax_rows(const float* logits, int R, int V, float cap, int32_t* out, voi
 namespace quench::cuda {
 namespace {
 __global__ void gather_rows_kernel(const bf16* in, const int32_t* rows, int H, bf16* out) {
+  pdl_wait();
   const bf16* src = in + static_cast<size_t>(rows[blockIdx.x]) * H;
   bf16* dst = out + static_cast<size_t>(blockIdx.x) * H;
   for (int i = threadIdx.x; i < H; i += blockDim.x) dst[i] = src[i];
@@ -193,7 +193,6 @@ __global__ void gather_rows_kernel(const bf16* in, const int32_t* rows, int H, b
 
 void gather_rows_bf16(const bf16* in, const int32_t* rows, int R, int H, bf16* out, cudaStream_t stream) {
   if (R == 0) return;
-  gather_rows_kernel<<<R, 256, 0, stream>>>(in, rows, H, out);
-  QUENCH_CUDA_LAUNCH_CHECK();
+  launch_kernel(gather_rows_kernel, R, 256, stream, in, rows, H, out);
 }
 }  // namespace quench::cuda

@@ -17,6 +17,12 @@ namespace quench::cuda {
 
 using bf16 = __nv_bfloat16;
 
+/// Programmatic Dependent Launch (pdl.cuh) for the kernels of norm_kernels.cu and
+/// elementwise_kernels.cu: when on, each is launched so it may be scheduled before the previous
+/// kernel on its stream completes (it waits on device before reading). Off by default; process-wide.
+void set_programmatic_dependent_launch(bool on);
+bool programmatic_dependent_launch();
+
 // ---- embedding and norms (§2.1, §2.2, §2.3) -------------------------------------------------
 
 /// x[t, :] = float(table[ids[t], :]) * scale.  ids int32 [T]; table bf16 [V, H]; x fp32 [T, H].

@@ -6,10 +6,12 @@
 // thread), the two sums of squares are warp-shuffle + one shared-memory step. At T = 1 the kernel
 // is latency-bound (one DRAM round trip + two block reductions); at large T it is bandwidth-bound.
 #include <algorithm>
+#include <atomic>
 #include <string>
 
 #include "backend/cuda/cuda_utils.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace quench::cuda {
 namespace {
@@ -111,6 +113,7 @@ template <int VEC, int VPT>
 __global__ void __launch_bounds__(kMaxThreadsPerRow)
     embed_kernel(const int32_t* ids, const bf16* table, int H, float scale, float* x, const float* w_next, float eps,
                  bf16* next) {
+  pdl_wait();
   const int t = blockIdx.x, n = H / VEC;
   const bf16* row = table + static_cast<size_t>(ids[t]) * H;
   float* xr = x + static_cast<size_t>(t) * H;
@@ -148,6 +151,7 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
 template <int VEC, int VPT>
 __global__ void __launch_bounds__(kMaxThreadsPerRow)
     rmsnorm_kernel(const float* x, int x_stride, const float* w, int H, float eps, bf16* out) {
+  pdl_wait();
   const int t = blockIdx.x, n = H / VEC;
   const float* row = x + static_cast<size_t>(t) * x_stride;
   Vec<VEC> v[VPT];
@@ -185,6 +189,7 @@ template <int VEC, int VPT>
 __global__ void __launch_bounds__(kMaxThreadsPerRow)
     residual_post_norm_kernel(float* x, const float* y, const float* w_post, float scalar, int H, float eps,
                               const float* w_next, bf16* next) {
+  pdl_wait();
   const int t = blockIdx.x, n = H / VEC;
   float* xr = x + static_cast<size_t>(t) * H;
   const float* yr = y + static_cast<size_t>(t) * H;
@@ -284,7 +289,12 @@ void dispatch_row(bool vec4, int vpt, F&& f) {
     dispatch_vpt<1>(vpt, f);
 }
 
+std::atomic<bool> g_pdl{false};
+
 }  // namespace
+
+void set_programmatic_dependent_launch(bool on) { g_pdl.store(on); }
+bool programmatic_dependent_launch() { return g_pdl.load(std::memory_order_relaxed); }
 
 void embed(const int32_t* ids, int T, const bf16* table, int H, float scale, float* x, cudaStream_t stream) {
   embed_rmsnorm(ids, T, table, H, scale, x, nullptr, 0.0f, nullptr, stream);
@@ -297,9 +307,8 @@ void embed_rmsnorm(const int32_t* ids, int T, const bf16* table, int H, float sc
                     (!next || aligned16(next));
   const RowShape s = row_shape(vec4 ? H / 4 : H, "embed", H);
   dispatch_row(vec4, s.vpt, [&]<int VEC, int VPT>() {
-    embed_kernel<VEC, VPT><<<T, s.threads, 0, stream>>>(ids, table, H, scale, x, w_next, eps, next);
+    launch_kernel(embed_kernel<VEC, VPT>, T, s.threads, stream, ids, table, H, scale, x, w_next, eps, next);
   });
-  QUENCH_CUDA_LAUNCH_CHECK();
 }
 
 void rmsnorm_to_bf16(const float* x, int x_stride, const float* w, int T, int H, float eps, bf16* out,
@@ -308,9 +317,8 @@ void rmsnorm_to_bf16(const float* x, int x_stride, const float* w, int T, int H,
   const bool vec4 = H % 4 == 0 && x_stride % 4 == 0 && aligned16(x) && aligned16(out) && (!w || aligned16(w));
   const RowShape s = row_shape(vec4 ? H / 4 : H, "rmsnorm", H);
   dispatch_row(vec4, s.vpt, [&]<int VEC, int VPT>() {
-    rmsnorm_kernel<VEC, VPT><<<T, s.threads, 0, stream>>>(x, x_stride, w, H, eps, out);
+    launch_kernel(rmsnorm_kernel<VEC, VPT>, T, s.threads, stream, x, x_stride, w, H, eps, out);
   });
-  QUENCH_CUDA_LAUNCH_CHECK();
 }
 
 void residual_post_norm(float* x, const float* y, const float* w_post, float scalar, int T, int H, float eps,
@@ -320,9 +328,9 @@ void residual_post_norm(float* x, const float* y, const float* w_post, float sca
                     (!w_next || (aligned16(w_next) && aligned16(next)));
   const RowShape s = row_shape(vec4 ? H / 4 : H, "residual_post_norm", H);
   dispatch_row(vec4, s.vpt, [&]<int VEC, int VPT>() {
-    residual_post_norm_kernel<VEC, VPT><<<T, s.threads, 0, stream>>>(x, y, w_post, scalar, H, eps, w_next, next);
+    launch_kernel(residual_post_norm_kernel<VEC, VPT>, T, s.threads, stream, x, y, w_post, scalar, H, eps, w_next,
+                  next);
   });
-  QUENCH_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace quench::cuda
