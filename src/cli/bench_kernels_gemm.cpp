@@ -177,6 +177,69 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
                      ref_us});
     }
   }
+  // One launch for several weights on the same x (mma_gemm_multi) against one launch each:
+  // sliding q/k/v (bf16 4096 + 2048 + 2048 rows) and gate/up (NVFP4 2 x 15360 rows).
+  struct Group {
+    const char* name;
+    WeightFormat format;
+    std::vector<int> Ns;
+  };
+  for (const Group& grp : {Group{"bf16 qkv 4096+2048+2048 K=3840", WeightFormat::kBF16, {4096, 2048, 2048}},
+                           Group{"nvfp4 gate+up 2x15360 K=3840", WeightFormat::kNVFP4, {15360, 15360}}}) {
+    const int K = 3840;
+    std::vector<cuda::GemmWeight> views;
+    double bytes_w = 0;
+    size_t off = 0;
+    for (int N : grp.Ns) {
+      const size_t nk = static_cast<size_t>(N) * K;
+      const size_t wb = grp.format == WeightFormat::kNVFP4 ? nk / 2 : nk * 2;
+      const size_t sb = grp.format == WeightFormat::kNVFP4 ? nk / 16 : 0;
+      const uint8_t* base = pool.get<uint8_t>() + off;
+      views.push_back({grp.format, N, K, base, sb ? base + wb : nullptr, 0.01f});
+      off += (wb + sb + 255) / 256 * 256;
+      bytes_w += static_cast<double>(wb + sb);
+    }
+    // The group's weights are read from one place of the pool: rotate whole groups over it.
+    const size_t n_groups = std::max<size_t>(1, pool.bytes() / off);
+    auto rotated = [&](size_t c) {
+      std::vector<cuda::GemmWeight> v = views;
+      for (auto& w : v) {
+        w.data = static_cast<const uint8_t*>(w.data) + c * off;
+        if (w.block_scales) w.block_scales += c * off;
+      }
+      return v;
+    };
+    for (const int M : {16, 64}) {
+      std::vector<float*> ys;
+      size_t yoff = 0;
+      for (int N : grp.Ns) {
+        ys.push_back(y.get<float>() + yoff);
+        yoff += static_cast<size_t>(M) * N;
+      }
+      double rows = 0;
+      for (int N : grp.Ns) rows += N;
+      const double bytes = bytes_w + 2.0 * M * K + 4.0 * M * rows;
+      const double flops = 2.0 * M * rows * K;
+      size_t k = 0;
+      const double one_us = median_kernel_us(
+          [&] {
+            const auto v = rotated(k++ % n_groups);
+            cuda::mma_gemm_multi(v.data(), ys.data(), static_cast<int>(v.size()), x.get<bf16>(), M, ws.get(),
+                                 ws.bytes(), env.stream);
+          },
+          env);
+      k = 0;
+      const double sep_us = median_kernel_us(
+          [&] {
+            const auto v = rotated(k++ % n_groups);
+            for (size_t j = 0; j < v.size(); ++j)
+              cuda::mma_gemm(v[j], x.get<bf16>(), M, ys[j], ws.get(), ws.bytes(), env.stream);
+          },
+          env);
+      out.push_back({"gemm", fmt::format("{} M={} multi", grp.name, M), bytes, flops, one_us});
+      out.push_back({"gemm", fmt::format("{} M={} separate", grp.name, M), bytes, flops, sep_us});
+    }
+  }
   cublasDestroy(handle);
   return out;
 }

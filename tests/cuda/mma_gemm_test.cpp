@@ -185,6 +185,55 @@ TEST(MmaGemm, EveryTilingMatchesReference) {
   }
 }
 
+// Several weights in one launch (q/k/v, gate/up): each output equals its own reference; the row
+// counts are not multiples of the row tile, so a block never mixes two weights' rows.
+TEST(MmaGemm, MultiMatchesEachReference) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  const int K = 1040;
+  const int Ns[] = {300, 77, 200};
+  for (WeightFormat f : {WeightFormat::kBF16, WeightFormat::kFP8, WeightFormat::kNVFP4})
+    for (int M : {17, 64, 130}) {
+      SCOPED_TRACE(::testing::Message() << weight_format_name(f) << " M=" << M);
+      std::mt19937 rng(99 + M + static_cast<int>(f));
+      std::vector<TestWeight> w;
+      std::vector<cuda::GemmWeight> views;
+      for (int N : Ns) {
+        w.push_back(make_weight(f, N, K, rng));
+        views.push_back(w.back().view);
+      }
+      std::vector<float> xf;
+      auto dx = testing::to_device(testing::random_bf16(static_cast<size_t>(M) * K, 1.0f, rng, xf));
+      std::vector<cuda::DeviceBuffer> dy;
+      std::vector<float*> ys;
+      for (int N : Ns) {
+        dy.emplace_back(static_cast<size_t>(M) * N * 4);
+        testing::poison(dy.back());
+        ys.push_back(dy.back().get<float>());
+      }
+      const size_t ws_bytes = cuda::mma_gemm_multi_workspace_bytes(views.data(), 3, M);
+      cuda::DeviceBuffer ws(std::max<size_t>(ws_bytes, 16));
+      cuda::mma_gemm_multi(views.data(), ys.data(), 3, dx.get<cuda::bf16>(), M, ws.get(), ws.bytes(), nullptr);
+      QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+      for (int j = 0; j < 3; ++j) {
+        auto y = testing::to_host<float>(dy[j], static_cast<size_t>(M) * Ns[j]);
+        size_t non_finite = 0;
+        for (float v : y) non_finite += !std::isfinite(v);
+        ASSERT_EQ(non_finite, 0u) << "weight " << j;
+        const auto ref = reference(w[j].values, xf, Ns[j], K, M);
+        EXPECT_LT(rel_l2(y.data(), ref.data(), y.size()), 1e-4) << "weight " << j;
+      }
+    }
+}
+
+TEST(MmaGemm, MultiRejectsMixedK) {
+  cuda::GemmWeight w[2] = {{WeightFormat::kBF16, 64, 64, reinterpret_cast<const void*>(uintptr_t{256}), nullptr, 1.0f},
+                           {WeightFormat::kBF16, 64, 128, reinterpret_cast<const void*>(uintptr_t{256}), nullptr, 1.0f}};
+  float* y[2] = {reinterpret_cast<float*>(uintptr_t{256}), reinterpret_cast<float*>(uintptr_t{256})};
+  EXPECT_THROW(cuda::mma_gemm_multi(w, y, 2, reinterpret_cast<const cuda::bf16*>(uintptr_t{256}), 16, nullptr, 0,
+                                    nullptr),
+               InvalidArgument);
+}
+
 // The prefill path's dequantization (above the crossover): bf16(w) must equal the CPU's exact
 // fp32 value rounded once, for every element; odd block counts and odd shapes included.
 TEST(MmaGemm, DequantWeightToBf16IsExact) {

@@ -58,13 +58,24 @@ struct Tile {
   static constexpr int smem() { return S * kStage > kRedBytes ? S * kStage : kRedBytes; }
 };
 
-struct Params {
+/// Linears computed by one launch (same x, K and format; their row blocks are concatenated).
+constexpr int kMaxJobs = 4;
+
+struct Job {
   const uint8_t* w;       // W rows, row_bytes each
   const uint8_t* sc;      // NVFP4 block scales [N, K/16]
-  const bf16* x;          // [M, K]
   float* y;               // [M, N]
-  float* partial;         // [splits, M, N] when splits > 1
-  int N, K, M;
+  float* partial;         // [splits, M, N] when split-K goes through memory
+  int N;
+  int rb_begin;           // first row block of this job in the grid
+  float out_scale;
+};
+
+struct Params {
+  Job job[kMaxJobs];
+  int njobs;
+  const bf16* x;          // [M, K]
+  int K, M;
   int row_bytes;          // bytes of one W row
   int nchunks, splits, token_tiles;
   float out_scale;
@@ -123,7 +134,8 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
 // ---- one chunk: global -> shared ----------------------------------------------------------
 
 template <Fmt F, int MT, int NT>
-__device__ __forceinline__ void load_chunk(const Params& p, uint8_t* st, int chunk, int row0, int tok0) {
+__device__ __forceinline__ void load_chunk(const Params& p, const Job& jb, uint8_t* st, int chunk, int row0,
+                                           int tok0) {
   using T = Tile<F, MT, NT>;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
   // W: each lane its own 16 bytes of rows g and g+8 of each of its tiles.
@@ -131,17 +143,17 @@ __device__ __forceinline__ void load_chunk(const Params& p, uint8_t* st, int chu
   for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int row = min(row0 + (warp * MT + mt) * 16 + h * 8 + g, p.N - 1);
+      const int row = min(row0 + (warp * MT + mt) * 16 + h * 8 + g, jb.N - 1);
       const int off = chunk * 64 + tig * 16;
       const int valid = max(0, min(16, p.row_bytes - off));
-      const uint8_t* src = p.w + static_cast<size_t>(row) * p.row_bytes + off;
+      const uint8_t* src = jb.w + static_cast<size_t>(row) * p.row_bytes + off;
       uint8_t* dst = st + ((warp * MT + mt) * 2 + h) * 512 + lane * 16;
       if (p.w_aligned16) {
-        cp_async16(dst, valid ? src : p.w, valid);
+        cp_async16(dst, valid ? src : jb.w, valid);
       } else {  // NVFP4 with K % 32 != 0: rows are 8-byte aligned
         const int v0 = min(valid, 8), v1 = max(0, valid - 8);
-        cp_async8(dst, v0 ? src : p.w, v0);
-        cp_async8(dst + 8, v1 ? src + 8 : p.w, v1);
+        cp_async8(dst, v0 ? src : jb.w, v0);
+        cp_async8(dst + 8, v1 ? src + 8 : jb.w, v1);
       }
     }
   }
@@ -151,13 +163,13 @@ __device__ __forceinline__ void load_chunk(const Params& p, uint8_t* st, int chu
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
       const int r = lane / 2, half = lane % 2;
-      const int row = min(row0 + (warp * MT + mt) * 16 + r, p.N - 1);
+      const int row = min(row0 + (warp * MT + mt) * 16 + r, jb.N - 1);
       const int off = chunk * 8 + half * 4;
-      const uint8_t* src = p.sc + static_cast<size_t>(row) * sc_row + off;
+      const uint8_t* src = jb.sc + static_cast<size_t>(row) * sc_row + off;
       uint8_t* dst = st + T::kWBytes + ((warp * MT + mt) * 16 + r) * 8 + half * 4;
       if (p.sc_aligned4) {
         const int valid = max(0, min(4, sc_row - off));
-        cp_async4(dst, valid ? src : p.sc, valid);
+        cp_async4(dst, valid ? src : jb.sc, valid);
       } else {
         uint32_t v = 0;
 #pragma unroll
@@ -292,7 +304,11 @@ __global__ void __launch_bounds__(kThreads) mma_gemm_kernel(const Params p) {
   b /= p.splits;
   const int tt = b % p.token_tiles;
   const int rb = b / p.token_tiles;
-  const int row0 = rb * T::BR, tok0 = tt * T::BT;
+  Job jb = p.job[0];  // the job owning row block rb (constant indices: no local copy of p)
+#pragma unroll
+  for (int i = 1; i < kMaxJobs; ++i)
+    if (i < p.njobs && rb >= p.job[i].rb_begin) jb = p.job[i];
+  const int row0 = (rb - jb.rb_begin) * T::BR, tok0 = tt * T::BT;
   const int c_begin = static_cast<int>(static_cast<long long>(p.nchunks) * split / p.splits);
   const int c_end = static_cast<int>(static_cast<long long>(p.nchunks) * (split + 1) / p.splits);
   const int n = c_end - c_begin;
@@ -307,14 +323,14 @@ __global__ void __launch_bounds__(kThreads) mma_gemm_kernel(const Params p) {
 
 #pragma unroll
   for (int s = 0; s < S - 1; ++s) {
-    if (s < n) load_chunk<F, MT, NT>(p, smem + s * T::kStage, c_begin + s, row0, tok0);
+    if (s < n) load_chunk<F, MT, NT>(p, jb, smem + s * T::kStage, c_begin + s, row0, tok0);
     cp_async_commit();
   }
   for (int i = 0; i < n; ++i) {
     cp_async_wait<S - 2>();
     __syncthreads();  // chunk i visible to all; everyone is done with chunk i-1's stage
     const int next = i + S - 1;
-    if (next < n) load_chunk<F, MT, NT>(p, smem + (next % S) * T::kStage, c_begin + next, row0, tok0);
+    if (next < n) load_chunk<F, MT, NT>(p, jb, smem + (next % S) * T::kStage, c_begin + next, row0, tok0);
     cp_async_commit();
     compute_chunk<F, MT, NT>(smem + (i % S) * T::kStage, acc);
   }
@@ -356,14 +372,14 @@ __global__ void __launch_bounds__(kThreads) mma_gemm_kernel(const Params p) {
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         const int rr = row + (r >= 2 ? 8 : 0), tk = tok + (r & 1);
-        if (rr < p.N && tk < p.M) p.y[static_cast<size_t>(tk) * p.N + rr] = v4[r] * p.out_scale;
+        if (rr < jb.N && tk < p.M) jb.y[static_cast<size_t>(tk) * jb.N + rr] = v4[r] * jb.out_scale;
       }
     }
     cluster.sync();  // keep this block's shared memory alive until the cluster has read it
     return;
   }
-  float* out = p.splits > 1 ? p.partial + static_cast<size_t>(split) * p.M * p.N : p.y;
-  const float scale = p.splits > 1 ? 1.0f : p.out_scale;
+  float* out = p.splits > 1 ? jb.partial + static_cast<size_t>(split) * p.M * jb.N : jb.y;
+  const float scale = p.splits > 1 ? 1.0f : jb.out_scale;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -372,7 +388,7 @@ __global__ void __launch_bounds__(kThreads) mma_gemm_kernel(const Params p) {
       for (int r = 0; r < 4; ++r) {
         const int row = row0 + (warp * MT + mt) * 16 + g + (r >= 2 ? 8 : 0);
         const int tok = tok0 + 8 * j + 2 * tig + (r & 1);
-        if (row < p.N && tok < p.M) out[static_cast<size_t>(tok) * p.N + row] = acc[mt][j][r] * scale;
+        if (row < jb.N && tok < p.M) out[static_cast<size_t>(tok) * jb.N + row] = acc[mt][j][r] * scale;
       }
 }
 
@@ -418,27 +434,33 @@ int sm_count() {
 
 int k_per_chunk(WeightFormat f) { return f == WeightFormat::kNVFP4 ? 128 : f == WeightFormat::kFP8 ? 64 : 32; }
 
+/// Sum of the row blocks of `n` weights for row tiles of `br` rows.
+long long total_row_blocks(const GemmWeight* W, int n, int br) {
+  long long rb = 0;
+  for (int j = 0; j < n; ++j) rb += (W[j].N + br - 1) / br;
+  return rb;
+}
+
 /// Default variant by M (the fewest token tiles of 8 that hold M, up to 64 per block) and N:
 /// 4 W tiles per warp unless that leaves fewer than one block per SM even split 8 ways along K.
-int default_variant(const GemmWeight& W, int M) {
+int default_variant(const GemmWeight* W, int n, int M) {
   if (M > 32) return 5;
   const int wide = M <= 16 ? 0 : 3, narrow = M <= 16 ? 1 : 4;
-  const long long blocks = static_cast<long long>((W.N + 255) / 256) * kMaxClusterSplits;
-  return blocks >= sm_count() ? wide : narrow;
+  return total_row_blocks(W, n, 256) * kMaxClusterSplits >= sm_count() ? wide : narrow;
 }
 
 /// Grid of a call. `splits` > 0 forces the split count along K; 0 splits until the grid has
 /// 1.75 blocks per SM or more (enough W bytes in flight for a memory-bound kernel), with >= 2 K
 /// chunks per split and at most kMaxClusterSplits, so the reduction stays inside a cluster.
 /// Forced counts above kMaxClusterSplits write partial sums to the workspace instead.
-Plan make_plan(const GemmWeight& W, int M, int variant, int splits) {
+Plan make_plan(const GemmWeight* W, int n, int M, int variant, int splits) {
   Plan pl;
   pl.variant = variant;
   const Variant& v = kVariants[variant];
   const int br = kWarps * v.mt * 16;
-  pl.row_blocks = (W.N + br - 1) / br;
+  pl.row_blocks = static_cast<int>(total_row_blocks(W, n, br));
   pl.token_tiles = (M + v.nt * 8 - 1) / (v.nt * 8);
-  pl.nchunks = (W.K + k_per_chunk(W.format) - 1) / k_per_chunk(W.format);
+  pl.nchunks = (W[0].K + k_per_chunk(W[0].format) - 1) / k_per_chunk(W[0].format);
   if (splits > 0) {
     pl.splits = std::min(splits, pl.nchunks);
   } else {
@@ -449,8 +471,9 @@ Plan make_plan(const GemmWeight& W, int M, int variant, int splits) {
                                                          static_cast<long long>(pl.nchunks / 2)})));
   }
   pl.cluster = pl.splits > 1 && pl.splits <= kMaxClusterSplits;
-  const size_t per_split = static_cast<size_t>(M) * W.N * sizeof(float);
-  pl.workspace = pl.splits > 1 && !pl.cluster ? per_split * pl.splits : 0;
+  size_t rows = 0;
+  for (int j = 0; j < n; ++j) rows += static_cast<size_t>(W[j].N);
+  pl.workspace = pl.splits > 1 && !pl.cluster ? static_cast<size_t>(M) * rows * sizeof(float) * pl.splits : 0;
   return pl;
 }
 
@@ -500,16 +523,73 @@ void launch_format(const Params& p, const Plan& pl, cudaStream_t stream) {
   }
 }
 
-void check(const GemmWeight& W, const bf16* x, int M, const float* y) {
-  const std::string what = "mma_gemm (N=" + std::to_string(W.N) + ", K=" + std::to_string(W.K) + ", M=" +
-                           std::to_string(M) + ", format " + std::string(weight_format_name(W.format)) + ")";
-  if (W.N <= 0 || W.K <= 0 || M <= 0) throw InvalidArgument(what + ": N, K and M must be positive");
-  if (W.K % 16) throw InvalidArgument(what + ": K must be a multiple of 16");
-  if (!W.data || !x || !y) throw InvalidArgument(what + ": null weight, x or y pointer");
-  if (W.format == WeightFormat::kNVFP4 && !W.block_scales)
-    throw InvalidArgument(what + ": NVFP4 weight without block scales");
-  if (reinterpret_cast<uintptr_t>(x) % 16 || reinterpret_cast<uintptr_t>(W.data) % 16)
-    throw InvalidArgument(what + ": x and W must be 16-byte aligned");
+void check(const GemmWeight* W, float* const* y, int n, const bf16* x, int M) {
+  if (n < 1 || n > kMaxJobs)
+    throw InvalidArgument("mma_gemm: " + std::to_string(n) + " weights in one call, expected 1.." +
+                          std::to_string(kMaxJobs));
+  for (int j = 0; j < n; ++j) {
+    const std::string what = "mma_gemm weight " + std::to_string(j) + " (N=" + std::to_string(W[j].N) + ", K=" +
+                             std::to_string(W[j].K) + ", M=" + std::to_string(M) + ", format " +
+                             std::string(weight_format_name(W[j].format)) + ")";
+    if (W[j].N <= 0 || W[j].K <= 0 || M <= 0) throw InvalidArgument(what + ": N, K and M must be positive");
+    if (W[j].K % 16) throw InvalidArgument(what + ": K must be a multiple of 16");
+    if (W[j].K != W[0].K || W[j].format != W[0].format)
+      throw InvalidArgument(what + ": all weights of one call need the K and format of weight 0");
+    if (!W[j].data || !x || !y[j]) throw InvalidArgument(what + ": null weight, x or y pointer");
+    if (W[j].format == WeightFormat::kNVFP4 && !W[j].block_scales)
+      throw InvalidArgument(what + ": NVFP4 weight without block scales");
+    if (reinterpret_cast<uintptr_t>(x) % 16 || reinterpret_cast<uintptr_t>(W[j].data) % 16)
+      throw InvalidArgument(what + ": x and W must be 16-byte aligned");
+  }
+}
+
+void run_plan(const GemmWeight* W, float* const* y, int n, const Plan& pl, const bf16* x, int M, void* workspace,
+              size_t workspace_bytes, cudaStream_t stream) {
+  if (pl.workspace > workspace_bytes || (pl.workspace && !workspace))
+    throw InvalidArgument("mma_gemm: workspace of " + std::to_string(workspace_bytes) + " bytes, needs " +
+                          std::to_string(pl.workspace) + " (mma_gemm_workspace_bytes)");
+  const WeightFormat f = W[0].format;
+  const int br = kWarps * kVariants[pl.variant].mt * 16;
+  Params p{};
+  p.njobs = n;
+  p.x = x;
+  p.K = W[0].K;
+  p.M = M;
+  p.nchunks = pl.nchunks;
+  p.splits = pl.splits;
+  p.token_tiles = pl.token_tiles;
+  p.cluster_reduce = pl.cluster;
+  p.row_bytes = f == WeightFormat::kNVFP4 ? p.K / 2 : f == WeightFormat::kFP8 ? p.K : p.K * 2;
+  p.w_aligned16 = p.row_bytes % 16 == 0;
+  p.sc_aligned4 = (p.K / 16) % 4 == 0;
+  float* partial = static_cast<float*>(workspace);
+  int rb = 0;
+  for (int j = 0; j < n; ++j) {
+    Job& jb = p.job[j];
+    jb.w = static_cast<const uint8_t*>(W[j].data);
+    jb.sc = W[j].block_scales;
+    jb.y = y[j];
+    jb.N = W[j].N;
+    jb.rb_begin = rb;
+    rb += (W[j].N + br - 1) / br;
+    // NVFP4: the 2^-8 of the in-register dequantization; FP8: the per-tensor scale.
+    jb.out_scale = f == WeightFormat::kNVFP4 ? W[j].scale * 256.0f : f == WeightFormat::kFP8 ? W[j].scale : 1.0f;
+    jb.partial = pl.workspace ? partial : nullptr;
+    if (pl.workspace) partial += static_cast<size_t>(pl.splits) * M * W[j].N;
+  }
+  switch (f) {
+    case WeightFormat::kNVFP4: launch_format<Fmt::kFp4>(p, pl, stream); break;
+    case WeightFormat::kFP8: launch_format<Fmt::kFp8>(p, pl, stream); break;
+    case WeightFormat::kBF16: launch_format<Fmt::kBf16>(p, pl, stream); break;
+  }
+  if (pl.splits > 1 && !pl.cluster) {
+    for (int j = 0; j < n; ++j) {
+      const size_t items = static_cast<size_t>(M) * W[j].N;
+      const int blocks = static_cast<int>(std::min<size_t>((items + 255) / 256, 4096));
+      splitk_reduce_kernel<<<blocks, 256, 0, stream>>>(p.job[j].partial, pl.splits, items, p.job[j].out_scale, y[j]);
+      QUENCH_CUDA_LAUNCH_CHECK();
+    }
+  }
 }
 
 }  // namespace
@@ -525,24 +605,27 @@ std::vector<MmaGemmTiling> mma_gemm_tilings() {
 }
 
 MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M) {
-  const int v = default_variant(W, M);
-  return {kVariants[v].mt, kVariants[v].nt, kVariants[v].stages, make_plan(W, M, v, 0).splits};
+  const int v = default_variant(&W, 1, M);
+  return {kVariants[v].mt, kVariants[v].nt, kVariants[v].stages, make_plan(&W, 1, M, v, 0).splits};
 }
 
 MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M, const MmaGemmTiling& t) {
   MmaGemmTiling r = t;
-  r.splits = make_plan(W, M, find_variant(t), t.splits).splits;
+  r.splits = make_plan(&W, 1, M, find_variant(t), t.splits).splits;
   return r;
 }
 
-size_t mma_gemm_workspace_bytes(const GemmWeight& W, int M) {
-  if (W.N <= 0 || W.K <= 0 || M <= 0) return 0;
-  return make_plan(W, M, default_variant(W, M), 0).workspace;
-}
+size_t mma_gemm_workspace_bytes(const GemmWeight& W, int M) { return mma_gemm_multi_workspace_bytes(&W, 1, M); }
 size_t mma_gemm_workspace_bytes(const DeviceLinear& W, int M) { return mma_gemm_workspace_bytes(gemm_weight(W), M); }
 size_t mma_gemm_workspace_bytes(const GemmWeight& W, int M, const MmaGemmTiling& t) {
   if (W.N <= 0 || W.K <= 0 || M <= 0) return 0;
-  return make_plan(W, M, find_variant(t), t.splits).workspace;
+  return make_plan(&W, 1, M, find_variant(t), t.splits).workspace;
+}
+size_t mma_gemm_multi_workspace_bytes(const GemmWeight* W, int n, int M) {
+  if (n < 1 || M <= 0) return 0;
+  for (int j = 0; j < n; ++j)
+    if (W[j].N <= 0 || W[j].K <= 0) return 0;
+  return make_plan(W, n, M, default_variant(W, n, M), 0).workspace;
 }
 
 // Crossover (first version, before the H200 measurements): quantized weights through this kernel
@@ -554,72 +637,26 @@ bool mma_gemm_preferred(const GemmWeight& W, int M) {
 }
 bool mma_gemm_preferred(const DeviceLinear& W, int M) { return mma_gemm_preferred(gemm_weight(W), M); }
 
-namespace {
-
-void run_plan(const GemmWeight& W, const Plan& pl, const bf16* x, int M, float* y, void* workspace,
-              size_t workspace_bytes, cudaStream_t stream) {
-  if (pl.workspace > workspace_bytes || (pl.workspace && !workspace))
-    throw InvalidArgument("mma_gemm: workspace of " + std::to_string(workspace_bytes) + " bytes, needs " +
-                          std::to_string(pl.workspace) + " (mma_gemm_workspace_bytes)");
-  Params p{};
-  p.w = static_cast<const uint8_t*>(W.data);
-  p.sc = W.block_scales;
-  p.x = x;
-  p.y = y;
-  p.partial = static_cast<float*>(workspace);
-  p.N = W.N;
-  p.K = W.K;
-  p.M = M;
-  p.nchunks = pl.nchunks;
-  p.splits = pl.splits;
-  p.token_tiles = pl.token_tiles;
-  p.cluster_reduce = pl.cluster;
-  switch (W.format) {
-    case WeightFormat::kNVFP4:
-      p.row_bytes = W.K / 2;
-      p.out_scale = W.scale * 256.0f;  // the 2^-8 of the in-register dequantization
-      break;
-    case WeightFormat::kFP8:
-      p.row_bytes = W.K;
-      p.out_scale = W.scale;
-      break;
-    case WeightFormat::kBF16:
-      p.row_bytes = W.K * 2;
-      p.out_scale = 1.0f;
-      break;
-  }
-  p.w_aligned16 = p.row_bytes % 16 == 0;
-  p.sc_aligned4 = (W.K / 16) % 4 == 0;
-  switch (W.format) {
-    case WeightFormat::kNVFP4: launch_format<Fmt::kFp4>(p, pl, stream); break;
-    case WeightFormat::kFP8: launch_format<Fmt::kFp8>(p, pl, stream); break;
-    case WeightFormat::kBF16: launch_format<Fmt::kBf16>(p, pl, stream); break;
-  }
-  if (pl.splits > 1 && !pl.cluster) {
-    const size_t n = static_cast<size_t>(M) * W.N;
-    const int blocks = static_cast<int>(std::min<size_t>((n + 255) / 256, 4096));
-    splitk_reduce_kernel<<<blocks, 256, 0, stream>>>(p.partial, pl.splits, n, p.out_scale, y);
-    QUENCH_CUDA_LAUNCH_CHECK();
-  }
-}
-
-}  // namespace
-
 void mma_gemm(const GemmWeight& W, const bf16* x, int M, float* y, void* workspace, size_t workspace_bytes,
               cudaStream_t stream) {
-  check(W, x, M, y);
-  run_plan(W, make_plan(W, M, default_variant(W, M), 0), x, M, y, workspace, workspace_bytes, stream);
+  mma_gemm_multi(&W, &y, 1, x, M, workspace, workspace_bytes, stream);
 }
 
 void mma_gemm(const GemmWeight& W, const MmaGemmTiling& t, const bf16* x, int M, float* y, void* workspace,
               size_t workspace_bytes, cudaStream_t stream) {
-  check(W, x, M, y);
-  run_plan(W, make_plan(W, M, find_variant(t), t.splits), x, M, y, workspace, workspace_bytes, stream);
+  check(&W, &y, 1, x, M);
+  run_plan(&W, &y, 1, make_plan(&W, 1, M, find_variant(t), t.splits), x, M, workspace, workspace_bytes, stream);
 }
 
 void mma_gemm(const DeviceLinear& W, const bf16* x, int M, float* y, void* workspace, size_t workspace_bytes,
               cudaStream_t stream) {
   mma_gemm(gemm_weight(W), x, M, y, workspace, workspace_bytes, stream);
+}
+
+void mma_gemm_multi(const GemmWeight* W, float* const* y, int n, const bf16* x, int M, void* workspace,
+                    size_t workspace_bytes, cudaStream_t stream) {
+  check(W, y, n, x, M);
+  run_plan(W, y, n, make_plan(W, n, M, default_variant(W, n, M), 0), x, M, workspace, workspace_bytes, stream);
 }
 
 }  // namespace quench::cuda

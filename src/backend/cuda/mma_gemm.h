@@ -83,6 +83,15 @@ size_t mma_gemm_workspace_bytes(const GemmWeight& W, int M, const MmaGemmTiling&
 void mma_gemm(const GemmWeight& W, const MmaGemmTiling& t, const bf16* x, int M, float* y, void* workspace,
               size_t workspace_bytes, cudaStream_t stream);
 
+/// Several Linears of one format and K on the same x in one launch (q/k/v of a layer, gate/up):
+/// y[j] fp32 [M, W[j].N] = x · W[j]ᵀ for j < n, 1 <= n <= 4. Their row tiles share one grid, so
+/// small matrices (k/v: 2048 rows) ride along with large ones instead of paying their own launch
+/// and tail. Same requirements and errors as mma_gemm, plus a common K and format.
+void mma_gemm_multi(const GemmWeight* W, float* const* y, int n, const bf16* x, int M, void* workspace,
+                    size_t workspace_bytes, cudaStream_t stream);
+/// Workspace of mma_gemm_multi (0 with the default tilings).
+size_t mma_gemm_multi_workspace_bytes(const GemmWeight* W, int n, int M);
+
 /// FP8 or NVFP4 W -> out bf16 [N, K] (16-byte aligned), for the dequantize + cuBLAS path above the
 /// crossover: coalesced 16-byte loads and stores (mma_gemm_dequant.cu). Values are the fp32 values
 /// of io/dequant.h rounded once to bf16. Throws InvalidArgument for bf16 W, K % 16 != 0 or
