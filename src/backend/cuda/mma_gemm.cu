@@ -449,9 +449,9 @@ int default_variant(const GemmWeight* W, int n, int M) {
   return total_row_blocks(W, n, 256) * kMaxClusterSplits >= sm_count() ? wide : narrow;
 }
 
-/// Grid of a call. `splits` > 0 forces the split count along K; 0 splits until the grid has
-/// 1.75 blocks per SM or more (enough W bytes in flight for a memory-bound kernel), with >= 2 K
-/// chunks per split and at most kMaxClusterSplits, so the reduction stays inside a cluster.
+/// Grid of a call. `splits` > 0 forces the split count along K; 0 doubles it until the grid has
+/// 1.75 blocks per SM or more (enough W bytes in flight for a memory-bound kernel), keeping >= 2
+/// K chunks per split and at most kMaxClusterSplits, so the reduction stays inside a cluster.
 /// Forced counts above kMaxClusterSplits write partial sums to the workspace instead.
 Plan make_plan(const GemmWeight* W, int n, int M, int variant, int splits) {
   Plan pl;
@@ -466,9 +466,9 @@ Plan make_plan(const GemmWeight* W, int n, int M, int variant, int splits) {
   } else {
     const long long base = static_cast<long long>(pl.row_blocks) * pl.token_tiles;
     const long long target = 7LL * sm_count() / 4;
-    const long long want = (target + base - 1) / base;
-    pl.splits = static_cast<int>(std::max(1LL, std::min({want, static_cast<long long>(kMaxClusterSplits),
-                                                         static_cast<long long>(pl.nchunks / 2)})));
+    long long want = 1;  // a power of two (cluster shapes as CUTLASS uses them)
+    while (want < kMaxClusterSplits && base * want < target && 2 * want <= pl.nchunks / 2) want *= 2;
+    pl.splits = static_cast<int>(want);
   }
   pl.cluster = pl.splits > 1 && pl.splits <= kMaxClusterSplits;
   size_t rows = 0;
