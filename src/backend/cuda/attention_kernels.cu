@@ -1,15 +1,19 @@
-// quench/backend/cuda/attention_kernels.cu: paged attention over the KV cache for a batch of
-// query tokens (prefill chunks and decode steps alike), split over the key range
-// (flash-decoding) so long contexts and MQA (one KV head on global layers) still fill the GPU.
+// quench/backend/cuda/attention_kernels.cu: paged_attention's entry point. Head dims the
+// tensor-core path covers (attention_flash.cu: 32..512, powers of two) go there; any other shape
+// takes the CUDA-core kernel below. Both may split the key range (flash-decoding) so that long
+// contexts and MQA (one KV head on global layers) still fill the GPU; combine_splits merges the
+// parts.
 //
-// One block per (query token, KV head, key split) computes all G = Hq/Hkv query heads that share
-// the KV head, so each K/V row is read once per block: scores with lanes splitting head_dim,
+// CUDA-core kernel: one block per (query token, KV head, key split) computes G query heads that
+// share the KV head, so each K/V row is read once per block: scores with lanes splitting head_dim,
 // online softmax in fp32 (scale 1.0, gemma4-architecture.md §2.4), V accumulation with each thread
-// owning DPT columns for all G heads. A second kernel merges the splits.
+// owning DPT columns for all G heads.
 #include <algorithm>
 #include <cfloat>
+#include <string>
 #include <cuda_fp8.h>
 
+#include "backend/cuda/attention_flash.h"
 #include "backend/cuda/cuda_utils.h"
 #include "backend/cuda/kernels.h"
 
@@ -31,16 +35,13 @@ __device__ __forceinline__ float load_kv(const uint8_t* p, float scale) {
   return __half2float(__half(hr)) * scale;
 }
 
-struct SplitOut {
-  float* acc;  // [T, Hq, splits, D] unnormalised
-  float* ml;   // [T, Hq, splits, 2] (running max, running sum)
-};
+using detail::SplitParts;
 
 template <int G, int DPT, typename CacheT>
 __global__ void __launch_bounds__(kThreads) attention_kernel(const bf16* __restrict__ q, int Hq, int D, int window,
                                                              TokenMeta meta, BlockTables tables, KvLayerView cache,
                                                              int splits, int split_keys, int head_groups,
-                                                             SplitOut part, bf16* __restrict__ out) {
+                                                             SplitParts part, bf16* __restrict__ out) {
   extern __shared__ float smem[];
   float* q_s = smem;                   // [G][D]
   float* p_s = q_s + G * D;            // [G][kKeyTile]
@@ -172,28 +173,6 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const bf16* __restr
   }
 }
 
-/// Merges the splits of each (token, head): out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s.
-__global__ void combine_kernel(int Hq, int D, int splits, SplitOut part, bf16* __restrict__ out) {
-  const size_t th = blockIdx.x;  // token * Hq + head
-  float M = -FLT_MAX;
-  for (int s = 0; s < splits; ++s)
-    if (part.ml[(th * splits + s) * 2 + 1] > 0.0f) M = fmaxf(M, part.ml[(th * splits + s) * 2]);
-  float L = 0.0f;
-  for (int s = 0; s < splits; ++s) {
-    const float l = part.ml[(th * splits + s) * 2 + 1];
-    if (l > 0.0f) L += __expf(part.ml[(th * splits + s) * 2] - M) * l;
-  }
-  const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-  for (int d = threadIdx.x; d < D; d += blockDim.x) {
-    float a = 0.0f;
-    for (int s = 0; s < splits; ++s) {
-      const float l = part.ml[(th * splits + s) * 2 + 1];
-      if (l > 0.0f) a += __expf(part.ml[(th * splits + s) * 2] - M) * part.acc[(th * splits + s) * D + d];
-    }
-    out[th * D + d] = __float2bfloat16(a * inv);
-  }
-}
-
 int num_splits(int window, int max_context, int split_keys) {
   const int span = window > 0 ? min(window, max_context) : max_context;
   return max(1, (span + split_keys - 1) / split_keys);
@@ -201,7 +180,7 @@ int num_splits(int window, int max_context, int split_keys) {
 
 template <int G, int DPT>
 void launch_gd(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
-               KvLayerView cache, int splits, SplitOut part, bf16* out, cudaStream_t stream) {
+               KvLayerView cache, int splits, SplitParts part, bf16* out, cudaStream_t stream) {
   const size_t smem = (static_cast<size_t>(G) * D + G * kKeyTile + G) * sizeof(float);
   const int head_groups = (Hq / cache.num_heads) / G;
   const int split_keys = split_keys_for(T);
@@ -220,7 +199,7 @@ void launch_gd(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, 
 
 template <int G>
 void launch_g(int dpt, const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
-              KvLayerView cache, int splits, SplitOut part, bf16* out, cudaStream_t stream) {
+              KvLayerView cache, int splits, SplitParts part, bf16* out, cudaStream_t stream) {
   switch (dpt) {
     case 1: launch_gd<G, 1>(q, T, Hq, D, window, meta, tables, cache, splits, part, out, stream); break;
     case 2: launch_gd<G, 2>(q, T, Hq, D, window, meta, tables, cache, splits, part, out, stream); break;
@@ -229,26 +208,73 @@ void launch_g(int dpt, const bf16* q, int T, int Hq, int D, int window, TokenMet
   }
 }
 
-}  // namespace
+/// One block per (token, head): thread 0's warp finds the largest max over the non-empty splits
+/// and each split's weight e^(m_s - M); then threads sweep D (4 columns each when D % 4 == 0).
+__global__ void combine_kernel(int D, int splits, SplitParts part, bf16* __restrict__ out) {
+  extern __shared__ float w_s[];  // [splits] weights, then 1 / L
+  const size_t th = blockIdx.x;   // token * Hq + head
+  const float* ml = part.ml + th * splits * 2;
+  if (threadIdx.x < 32) {
+    float M = -FLT_MAX;
+    for (int s = threadIdx.x; s < splits; s += 32)
+      if (ml[2 * s + 1] > 0.0f) M = fmaxf(M, ml[2 * s]);
+    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+    float L = 0.0f;
+    for (int s = threadIdx.x; s < splits; s += 32) {
+      const float l = ml[2 * s + 1];
+      const float w = l > 0.0f ? __expf(ml[2 * s] - M) : 0.0f;
+      w_s[s] = w;
+      L += w * l;
+    }
+    for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
+    if (threadIdx.x == 0) w_s[splits] = L > 0.0f ? 1.0f / L : 0.0f;
+  }
+  __syncthreads();
+  const float inv = w_s[splits];
+  const float* acc = part.acc + th * splits * D;
+  if (D % 4 == 0) {
+    for (int d = 4 * threadIdx.x; d < D; d += 4 * blockDim.x) {
+      float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      for (int s = 0; s < splits; ++s) {
+        const float w = w_s[s];
+        if (w == 0.0f) continue;
+        const float4 x = *reinterpret_cast<const float4*>(acc + static_cast<size_t>(s) * D + d);
+        a.x += w * x.x;
+        a.y += w * x.y;
+        a.z += w * x.z;
+        a.w += w * x.w;
+      }
+      __nv_bfloat162 lo = __floats2bfloat162_rn(a.x * inv, a.y * inv), hi = __floats2bfloat162_rn(a.z * inv, a.w * inv);
+      *reinterpret_cast<__nv_bfloat162*>(out + th * D + d) = lo;
+      *reinterpret_cast<__nv_bfloat162*>(out + th * D + d + 2) = hi;
+    }
+  } else {
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+      float a = 0.0f;
+      for (int s = 0; s < splits; ++s)
+        if (w_s[s] != 0.0f) a += w_s[s] * acc[static_cast<size_t>(s) * D + d];
+      out[th * D + d] = __float2bfloat16(a * inv);
+    }
+  }
+}
 
-size_t attention_scratch_bytes(int T, int Hq, int D, int max_context) {
+size_t simt_scratch_bytes(int T, int Hq, int D, int max_context) {
   const int splits = num_splits(0, max_context, split_keys_for(T));
   if (splits == 1) return 0;
   return static_cast<size_t>(T) * Hq * splits * (D + 2) * sizeof(float);
 }
 
-void paged_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
-                     KvLayerView cache, int max_context, bf16* out, void* scratch, cudaStream_t stream) {
-  if (T == 0) return;
+/// The CUDA-core path (any head_dim up to 512, query heads per KV head 1..16 in powers of two).
+void simt_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
+                    KvLayerView cache, int max_context, bf16* out, void* scratch, cudaStream_t stream) {
   const int Hkv = cache.num_heads;
-  if (Hkv <= 0 || Hq % Hkv) throw InvalidArgument("paged_attention: num_heads must be a multiple of num_kv_heads");
   const int Gtot = Hq / Hkv;
   // Decode: a block takes at most kDecodeHeadsPerBlock of the heads sharing a KV head, so MQA
   // layers (16 heads on one KV head) still spread over many blocks.
   const int G = T <= kDecodeTokens ? std::min(Gtot, kDecodeHeadsPerBlock) : Gtot;
   const int dpt = D <= kThreads ? 1 : (D <= 2 * kThreads ? 2 : 4);
   const int splits = num_splits(window, max_context, split_keys_for(T));
-  SplitOut part{};
+  SplitParts part{};
   if (splits > 1) {
     part.acc = static_cast<float*>(scratch);
     part.ml = part.acc + static_cast<size_t>(T) * Hq * splits * D;
@@ -261,10 +287,42 @@ void paged_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta 
     case 16: launch_g<16>(dpt, q, T, Hq, D, window, meta, tables, cache, splits, part, out, stream); break;
     default: throw InvalidArgument("paged_attention: query heads per KV head must be 1, 2, 4, 8 or 16");
   }
-  if (splits > 1) {
-    combine_kernel<<<T * Hq, 128, 0, stream>>>(Hq, D, splits, part, out);
-    QUENCH_CUDA_LAUNCH_CHECK();
+  if (splits > 1) detail::combine_splits(T, Hq, D, splits, part, out, stream);
+}
+
+}  // namespace
+
+void detail::combine_splits(int T, int Hq, int D, int splits, SplitParts parts, bf16* out, cudaStream_t stream) {
+  const int threads = D % 4 == 0 ? std::min(256, std::max(32, (D / 4 + 31) / 32 * 32)) : 128;
+  combine_kernel<<<T * Hq, threads, (splits + 1) * sizeof(float), stream>>>(D, splits, parts, out);
+  QUENCH_CUDA_LAUNCH_CHECK();
+}
+
+size_t attention_scratch_bytes(int T, int Hq, int D, int max_context) {
+  // Any Hkv may come with these sizes: take the larger of the two paths' needs.
+  return std::max(detail::flash_scratch_bytes(T, Hq, D, max_context), simt_scratch_bytes(T, Hq, D, max_context));
+}
+
+void paged_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
+                     KvLayerView cache, int max_context, bf16* out, void* scratch, cudaStream_t stream) {
+  if (T == 0) return;
+  const int Hkv = cache.num_heads;
+  if (Hkv <= 0 || Hq % Hkv) throw InvalidArgument("paged_attention: num_heads must be a multiple of num_kv_heads");
+  if (cache.head_dim != 0 && cache.head_dim != D)
+    throw InvalidArgument("paged_attention: head_dim " + std::to_string(D) + " differs from the cache's " +
+                          std::to_string(cache.head_dim));
+  if (!detail::flash_supported(D, Hq, Hkv)) {
+    simt_attention(q, T, Hq, D, window, meta, tables, cache, max_context, out, scratch, stream);
+    return;
   }
+  const detail::FlashPlan plan = detail::plan_flash(T, Hq, Hkv, D, window, max_context);
+  SplitParts parts{};
+  if (plan.splits > 1) {
+    parts.acc = static_cast<float*>(scratch);
+    parts.ml = parts.acc + static_cast<size_t>(T) * Hq * plan.splits * D;
+  }
+  detail::launch_flash(plan, q, T, Hq, D, window, meta, tables, cache, parts, out, stream);
+  if (plan.splits > 1) detail::combine_splits(T, Hq, D, plan.splits, parts, out, stream);
 }
 
 }  // namespace quench::cuda
