@@ -16,7 +16,8 @@
 // (chunk ^ (row % 8)) so ldmatrix is conflict-free; FP8 caches land in byte staging buffers
 // first and are widened to bf16 (exact: every E4M3 value is a bf16 value; the scale is applied to
 // the fp32 scores / outputs instead). The cp.async pipeline overlaps the V load with QK^T and the
-// next K load with PV (single K and V buffers, as flash_fwd_kernel.h does).
+// next K load with PV (single K and V buffers, as flash_fwd_kernel.h does); the first K and V
+// tiles are requested together.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -219,17 +220,27 @@ __global__ void __launch_bounds__(Cfg<D, MW>::NT) flash_attention_kernel(const P
     ts = te;
     if (kb >= ke) continue;
 
+    // Prologue: the first K and V tiles both in flight (a decode split often has one tile only).
+    __syncthreads();  // a previous segment's last PV may still read Vs
     load_kv_tile<D, MW, FP8>(FP8 ? static_cast<void*>(K8) : static_cast<void*>(Ks), p.k, kb, ke, tab, p, kvh);
     cp_async_commit();
+    load_kv_tile<D, MW, FP8>(FP8 ? static_cast<void*>(V8) : static_cast<void*>(Vs), p.v, kb, ke, tab, p, kvh);
+    cp_async_commit();
     for (int kt = kb; kt < ke; kt += BN) {
-      cp_async_wait<0>();
+      if (kt == kb) {
+        cp_async_wait<1>();  // Q and K(kb) landed; V(kb) may still be in flight
+      } else {
+        cp_async_wait<0>();
+      }
       __syncthreads();  // K(kt) (and Q) visible; every warp is done with V of the previous tile
       if constexpr (FP8) {
         widen_fp8_tile<D, MW>(K8, Ks);
         __syncthreads();
       }
-      load_kv_tile<D, MW, FP8>(FP8 ? static_cast<void*>(V8) : static_cast<void*>(Vs), p.v, kt, ke, tab, p, kvh);
-      cp_async_commit();
+      if (kt != kb) {
+        load_kv_tile<D, MW, FP8>(FP8 ? static_cast<void*>(V8) : static_cast<void*>(Vs), p.v, kt, ke, tab, p, kvh);
+        cp_async_commit();
+      }
 
       // S = Q K^T over this warp's slice of the head dim.
       float s[NB][4];
