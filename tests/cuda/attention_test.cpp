@@ -275,5 +275,123 @@ std::vector<StepCase> StepCases() {
 INSTANTIATE_TEST_SUITE_P(Steps, AttentionStepTest, ::testing::ValuesIn(StepCases()),
                          [](const ::testing::TestParamInfo<StepCase>& i) { return std::string(i.param.name); });
 
+
+// ---- q/k/v norms + RoPE + paged cache store -------------------------------------------------
+
+struct QkvCase {
+  const char* name;
+  int Hq, Hkv, D, T;
+  bool fp8, proportional;
+};
+
+class QkvRopeTest : public ::testing::TestWithParam<QkvCase> {};
+
+TEST_P(QkvRopeTest, MatchesFp64Reference) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  const QkvCase c = GetParam();
+  const int bs = 16, D = c.D, half = D / 2, T = c.T;
+  const float eps = 1e-6f, kscale = 0.03f, vscale = 0.02f;
+  std::mt19937 rng(static_cast<uint32_t>(D * 3 + T));
+  std::normal_distribution<float> nd(0.0f, 1.5f);
+  auto randv = [&](size_t n) {
+    std::vector<float> x(n);
+    for (auto& e : x) e = nd(rng);
+    return x;
+  };
+  const auto q = randv(static_cast<size_t>(T) * c.Hq * D), k = randv(static_cast<size_t>(T) * c.Hkv * D),
+             v = randv(static_cast<size_t>(T) * c.Hkv * D);
+  std::vector<float> qn(D), kn(D), inv_freq(half, 0.0f);
+  for (int i = 0; i < D; ++i) qn[i] = 1.0f + 0.3f * nd(rng), kn[i] = 1.0f + 0.3f * nd(rng);
+  // Default RoPE (theta 1e4, all pairs) or proportional (theta 1e6, first quarter of the pairs).
+  const int rotated = c.proportional ? D / 8 : half;
+  for (int j = 0; j < rotated; ++j)
+    inv_freq[j] = static_cast<float>(1.0 / std::pow(c.proportional ? 1e6 : 1e4, 2.0 * j / D));
+  // Two sequences: tokens 0..T/2-1 continue sequence 0 at 100, the rest sequence 1 at 5000.
+  std::vector<int32_t> pos(T), seq(T);
+  for (int t = 0; t < T; ++t) {
+    seq[t] = t < T / 2 ? 0 : 1;
+    pos[t] = seq[t] == 0 ? 100 + t : 5000 + (t - T / 2);
+  }
+  const int mb = 512, pool = 2 * mb;
+  std::vector<int32_t> ids(pool);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  std::vector<int32_t> table(ids.begin(), ids.begin() + 2 * mb);
+  const size_t row = static_cast<size_t>(c.Hkv) * D, elem = c.fp8 ? 1 : 2;
+  const size_t pool_bytes = static_cast<size_t>(pool) * bs * row * elem;
+  auto dq = testing::to_device(q), dk = testing::to_device(k), dv = testing::to_device(v);
+  auto dqn = testing::to_device(qn), dkn = testing::to_device(kn), dfreq = testing::to_device(inv_freq);
+  auto dpos = testing::to_device(pos), dseq = testing::to_device(seq), dtab = testing::to_device(table);
+  cuda::DeviceBuffer kc(pool_bytes), vc(pool_bytes), qo(static_cast<size_t>(T) * c.Hq * D * 2);
+  testing::poison(kc);
+  testing::poison(vc);
+  testing::poison(qo);
+  cuda::KvLayerView view{kc.get(), vc.get(), c.fp8, c.fp8 ? kscale : 1.0f, c.fp8 ? vscale : 1.0f, bs, c.Hkv, D};
+  cuda::qkv_norm_rope_store(dq.get<float>(), dk.get<float>(), dv.get<float>(), T, c.Hq, c.Hkv, D, dqn.get<float>(),
+                            dkn.get<float>(), dfreq.get<float>(), eps, {dpos.get<int32_t>(), dseq.get<int32_t>()},
+                            {dtab.get<int32_t>(), mb}, view, qo.get<cuda::bf16>(), nullptr);
+  QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+  auto qo_h = testing::to_host<uint16_t>(qo, static_cast<size_t>(T) * c.Hq * D);
+  auto kc_h = testing::to_host<uint8_t>(kc, pool_bytes), vc_h = testing::to_host<uint8_t>(vc, pool_bytes);
+  // fp64 reference: x / rms(x) * w, then NeoX RoPE on pairs (j, j + D/2).
+  auto norm_rope = [&](const float* x, const float* w, int p, bool rope, std::vector<double>& out) {
+    double ss = 0;
+    for (int i = 0; i < D; ++i) ss += static_cast<double>(x[i]) * x[i];
+    const double inv = 1.0 / std::sqrt(ss / D + eps);
+    out.assign(D, 0.0);
+    for (int i = 0; i < D; ++i) out[i] = x[i] * inv * (w ? w[i] : 1.0);
+    if (!rope) return;
+    for (int j = 0; j < half; ++j) {
+      const double ang = static_cast<double>(static_cast<float>(p) * inv_freq[j]);
+      const double x0 = out[j], x1 = out[j + half];
+      out[j] = x0 * std::cos(ang) - x1 * std::sin(ang);
+      out[j + half] = x1 * std::cos(ang) + x0 * std::sin(ang);
+    }
+  };
+  auto cache_value = [&](const std::vector<uint8_t>& pool_h, size_t idx, float scale) {
+    if (c.fp8) return fp8e4m3_to_f32(pool_h[idx]) * scale;
+    uint16_t b;
+    std::memcpy(&b, &pool_h[idx * 2], 2);
+    return bf16_to_f32(b);
+  };
+  std::vector<float> got_q, ref_q, got_kv, ref_kv;
+  std::vector<double> r;
+  for (int t = 0; t < T; ++t) {
+    for (int h = 0; h < c.Hq; ++h) {
+      norm_rope(&q[(static_cast<size_t>(t) * c.Hq + h) * D], qn.data(), pos[t], true, r);
+      for (int i = 0; i < D; ++i) {
+        ref_q.push_back(static_cast<float>(r[i]));
+        got_q.push_back(bf16_to_f32(qo_h[(static_cast<size_t>(t) * c.Hq + h) * D + i]));
+      }
+    }
+    const size_t slot = static_cast<size_t>(table[static_cast<size_t>(seq[t]) * mb + pos[t] / bs]) * bs + pos[t] % bs;
+    for (int h = 0; h < c.Hkv; ++h) {
+      const size_t src = (static_cast<size_t>(t) * c.Hkv + h) * D, dst = (slot * c.Hkv + h) * D;
+      norm_rope(&k[src], kn.data(), pos[t], true, r);
+      for (int i = 0; i < D; ++i) {
+        ref_kv.push_back(static_cast<float>(r[i]));
+        got_kv.push_back(cache_value(kc_h, dst + i, kscale));
+      }
+      norm_rope(&v[src], nullptr, pos[t], false, r);
+      for (int i = 0; i < D; ++i) {
+        ref_kv.push_back(static_cast<float>(r[i]));
+        got_kv.push_back(cache_value(vc_h, dst + i, vscale));
+      }
+    }
+  }
+  for (float x : got_q) ASSERT_TRUE(std::isfinite(x)) << "unwritten q output";
+  for (float x : got_kv) ASSERT_TRUE(std::isfinite(x)) << "unwritten cache slot";
+  EXPECT_LT(testing::rel_l2(got_q.data(), ref_q.data(), got_q.size()), 5e-3);
+  // bf16 cache: rounding only; FP8 E4M3 (3 mantissa bits): relative RMS error ~2-3%.
+  EXPECT_LT(testing::rel_l2(got_kv.data(), ref_kv.data(), got_kv.size()), c.fp8 ? 4e-2 : 5e-3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, QkvRopeTest,
+                         ::testing::Values(QkvCase{"sliding_bf16", 16, 8, 256, 37, false, false},
+                                           QkvCase{"global_fp8", 16, 1, 512, 5, true, true},
+                                           QkvCase{"global_bf16", 16, 1, 512, 64, false, true},
+                                           QkvCase{"tiny", 4, 2, 32, 9, false, false}),
+                         [](const ::testing::TestParamInfo<QkvCase>& i) { return std::string(i.param.name); });
+
 }  // namespace
 }  // namespace quench

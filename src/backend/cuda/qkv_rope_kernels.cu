@@ -8,16 +8,10 @@
 namespace quench::cuda {
 namespace {
 
-__device__ float block_sum_small(float v, float* red) {
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  __syncthreads();
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  float s = 0.0f;
-  const int nw = (blockDim.x + 31) / 32;
-  for (int i = 0; i < nw; ++i) s += red[i];
-  return s;
+  return v;
 }
 
 template <typename T>
@@ -29,57 +23,102 @@ __device__ __forceinline__ void store_kv<uint8_t>(uint8_t* dst, float v, float i
   *dst = static_cast<uint8_t>(__nv_cvt_float_to_fp8(v * inv_scale, __NV_SATFINITE, __NV_E4M3));
 }
 
-/// One block per (token, head); threads = D/2 rounded up to a warp: thread j handles the RoPE
-/// pair (j, j + D/2). Heads 0..Hq-1 are query heads; Hq..Hq+Hkv-1 are KV heads (k and v).
-template <typename CacheT>
-__global__ void qkv_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-                           int Hq, int Hkv, int D, const float* __restrict__ q_norm, const float* __restrict__ k_norm,
-                           const float* __restrict__ inv_freq, float eps, TokenMeta meta, BlockTables tables,
-                           KvLayerView cache, bf16* __restrict__ q_out) {
-  __shared__ float red[32];
-  const int t = blockIdx.x, head = blockIdx.y, j = threadIdx.x, half = D / 2;
-  const bool active = j < half;
+constexpr int kWarpsPerBlock = 4;
+
+/// One warp per (token, head) unit; heads 0..Hq-1 are query heads, Hq..Hq+Hkv-1 KV heads (k and
+/// v). Lane l handles the RoPE pairs (j, j + D/2) for j = l + 32 i, i < PPL (coalesced loads; the
+/// norms are warp reductions, no block barrier).
+template <int PPL, typename CacheT>
+__global__ void __launch_bounds__(32 * kWarpsPerBlock)
+    qkv_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, int T, int Hq,
+               int Hkv, int D, const float* __restrict__ q_norm, const float* __restrict__ k_norm,
+               const float* __restrict__ inv_freq, float eps, TokenMeta meta, BlockTables tables, KvLayerView cache,
+               bf16* __restrict__ q_out) {
+  const int unit = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int H = Hq + Hkv;
+  if (unit >= T * H) return;
+  const int t = unit / H, head = unit % H, half = D / 2;
   const int pos = meta.pos[t];
-  float c = 1.0f, s = 0.0f;
-  if (active) {
-    const float ang = static_cast<float>(pos) * inv_freq[j];
-    c = cosf(ang);
-    s = sinf(ang);
+  float c[PPL], s[PPL];
+#pragma unroll
+  for (int i = 0; i < PPL; ++i) {
+    const int j = lane + 32 * i;
+    c[i] = 1.0f;
+    s[i] = 0.0f;
+    if (j < half) sincosf(static_cast<float>(pos) * inv_freq[j], &s[i], &c[i]);
   }
   if (head < Hq) {
     const float* src = q + (static_cast<size_t>(t) * Hq + head) * D;
-    const float a = active ? src[j] : 0.0f, b = active ? src[j + half] : 0.0f;
-    const float inv = rsqrtf(block_sum_small(a * a + b * b, red) / D + eps);
-    if (active) {
-      const float x0 = a * inv * q_norm[j], x1 = b * inv * q_norm[j + half];
-      bf16* dst = q_out + (static_cast<size_t>(t) * Hq + head) * D;
-      dst[j] = __float2bfloat16(x0 * c - x1 * s);
-      dst[j + half] = __float2bfloat16(x1 * c + x0 * s);
+    float a[PPL], b[PPL], ss = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PPL; ++i) {
+      const int j = lane + 32 * i;
+      a[i] = j < half ? src[j] : 0.0f;
+      b[i] = j < half ? src[j + half] : 0.0f;
+      ss += a[i] * a[i] + b[i] * b[i];
+    }
+    const float inv = rsqrtf(warp_sum(ss) / D + eps);
+    bf16* dst = q_out + (static_cast<size_t>(t) * Hq + head) * D;
+#pragma unroll
+    for (int i = 0; i < PPL; ++i) {
+      const int j = lane + 32 * i;
+      if (j >= half) continue;
+      const float x0 = a[i] * inv * q_norm[j], x1 = b[i] * inv * q_norm[j + half];
+      dst[j] = __float2bfloat16(x0 * c[i] - x1 * s[i]);
+      dst[j + half] = __float2bfloat16(x1 * c[i] + x0 * s[i]);
     }
     return;
   }
   const int h = head - Hq;
   const int seq = meta.seq[t];
   const int block = tables.table[static_cast<size_t>(seq) * tables.max_blocks + pos / cache.block_size];
+  if (block < 0) return;
   const size_t slot = static_cast<size_t>(block) * cache.block_size + pos % cache.block_size;
   const size_t off = (slot * cache.num_heads + h) * D;
-  // K: norm with weight, then RoPE.
   const float* ks = k + (static_cast<size_t>(t) * Hkv + h) * D;
-  const float ka = active ? ks[j] : 0.0f, kb = active ? ks[j + half] : 0.0f;
-  const float kinv = rsqrtf(block_sum_small(ka * ka + kb * kb, red) / D + eps);
-  // V: weight-less norm (of the raw k projection on k_eq_v layers).
   const float* vs = v + (static_cast<size_t>(t) * Hkv + h) * D;
-  const float va = active ? vs[j] : 0.0f, vb = active ? vs[j + half] : 0.0f;
-  const float vinv = rsqrtf(block_sum_small(va * va + vb * vb, red) / D + eps);
-  if (!active || block < 0) return;
+  float ka[PPL], kb[PPL], va[PPL], vb[PPL], kss = 0.0f, vss = 0.0f;
+#pragma unroll
+  for (int i = 0; i < PPL; ++i) {
+    const int j = lane + 32 * i;
+    const bool on = j < half;
+    ka[i] = on ? ks[j] : 0.0f;
+    kb[i] = on ? ks[j + half] : 0.0f;
+    va[i] = on ? vs[j] : 0.0f;
+    vb[i] = on ? vs[j + half] : 0.0f;
+    kss += ka[i] * ka[i] + kb[i] * kb[i];
+    vss += va[i] * va[i] + vb[i] * vb[i];
+  }
+  // K: norm with weight, then RoPE. V: weight-less norm (of the raw k projection on k_eq_v layers).
+  const float kinv = rsqrtf(warp_sum(kss) / D + eps), vinv = rsqrtf(warp_sum(vss) / D + eps);
   CacheT* kc = static_cast<CacheT*>(cache.k) + off;
   CacheT* vc = static_cast<CacheT*>(cache.v) + off;
-  const float x0 = ka * kinv * k_norm[j], x1 = kb * kinv * k_norm[j + half];
   const float inv_ks = 1.0f / cache.k_scale, inv_vs = 1.0f / cache.v_scale;
-  store_kv<CacheT>(kc + j, x0 * c - x1 * s, inv_ks);
-  store_kv<CacheT>(kc + j + half, x1 * c + x0 * s, inv_ks);
-  store_kv<CacheT>(vc + j, va * vinv, inv_vs);
-  store_kv<CacheT>(vc + j + half, vb * vinv, inv_vs);
+#pragma unroll
+  for (int i = 0; i < PPL; ++i) {
+    const int j = lane + 32 * i;
+    if (j >= half) continue;
+    const float x0 = ka[i] * kinv * k_norm[j], x1 = kb[i] * kinv * k_norm[j + half];
+    store_kv<CacheT>(kc + j, x0 * c[i] - x1 * s[i], inv_ks);
+    store_kv<CacheT>(kc + j + half, x1 * c[i] + x0 * s[i], inv_ks);
+    store_kv<CacheT>(vc + j, va[i] * vinv, inv_vs);
+    store_kv<CacheT>(vc + j + half, vb[i] * vinv, inv_vs);
+  }
+}
+
+template <int PPL>
+void launch_qkv(const float* q, const float* k, const float* v, int T, int Hq, int Hkv, int D, const float* q_norm,
+                const float* k_norm, const float* inv_freq, float eps, TokenMeta meta, BlockTables tables,
+                KvLayerView cache, bf16* q_out, cudaStream_t stream) {
+  const size_t units = static_cast<size_t>(T) * (Hq + Hkv);
+  const unsigned blocks = static_cast<unsigned>((units + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  if (cache.fp8)
+    qkv_kernel<PPL, uint8_t><<<blocks, 32 * kWarpsPerBlock, 0, stream>>>(q, k, v, T, Hq, Hkv, D, q_norm, k_norm,
+                                                                         inv_freq, eps, meta, tables, cache, q_out);
+  else
+    qkv_kernel<PPL, bf16><<<blocks, 32 * kWarpsPerBlock, 0, stream>>>(q, k, v, T, Hq, Hkv, D, q_norm, k_norm, inv_freq,
+                                                                      eps, meta, tables, cache, q_out);
+  QUENCH_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace
@@ -89,15 +128,13 @@ void qkv_norm_rope_store(const float* q, const float* k, const float* v, int T, 
                          BlockTables tables, KvLayerView cache, bf16* q_out, cudaStream_t stream) {
   if (T == 0) return;
   if (D % 2 || D > 2048) throw InvalidArgument("qkv_norm_rope_store: head_dim must be even and <= 2048");
-  const int threads = ((D / 2 + 31) / 32) * 32;
-  dim3 grid(T, Hq + Hkv);
-  if (cache.fp8)
-    qkv_kernel<uint8_t><<<grid, threads, 0, stream>>>(q, k, v, Hq, Hkv, D, q_norm, k_norm, inv_freq, eps, meta,
-                                                      tables, cache, q_out);
-  else
-    qkv_kernel<bf16><<<grid, threads, 0, stream>>>(q, k, v, Hq, Hkv, D, q_norm, k_norm, inv_freq, eps, meta, tables,
-                                                   cache, q_out);
-  QUENCH_CUDA_LAUNCH_CHECK();
+  const int ppl = (D / 2 + 31) / 32;  // RoPE pairs per lane
+  if (ppl <= 1) launch_qkv<1>(q, k, v, T, Hq, Hkv, D, q_norm, k_norm, inv_freq, eps, meta, tables, cache, q_out, stream);
+  else if (ppl <= 2) launch_qkv<2>(q, k, v, T, Hq, Hkv, D, q_norm, k_norm, inv_freq, eps, meta, tables, cache, q_out, stream);
+  else if (ppl <= 4) launch_qkv<4>(q, k, v, T, Hq, Hkv, D, q_norm, k_norm, inv_freq, eps, meta, tables, cache, q_out, stream);
+  else if (ppl <= 8) launch_qkv<8>(q, k, v, T, Hq, Hkv, D, q_norm, k_norm, inv_freq, eps, meta, tables, cache, q_out, stream);
+  else if (ppl <= 16) launch_qkv<16>(q, k, v, T, Hq, Hkv, D, q_norm, k_norm, inv_freq, eps, meta, tables, cache, q_out, stream);
+  else launch_qkv<32>(q, k, v, T, Hq, Hkv, D, q_norm, k_norm, inv_freq, eps, meta, tables, cache, q_out, stream);
 }
 
 }  // namespace quench::cuda
