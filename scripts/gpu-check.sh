@@ -42,7 +42,7 @@ if [[ $modes == *" tests "* ]]; then
   echo "midsize parity: $(grep -E '^\[  (PASSED|FAILED)  \]' $L/midsize_test.log | head -1)" | tee -a $S
   grep -E '^\[ parity \]' $L/midsize_test.log | sed 's/^\[ parity \] /  /' | tee -a $S
   if [ -x "$BIN/test_server" ]; then
-    QUENCH_TEST_DEVICE=cuda QUENCH_BIN=$BIN/quench timeout 300 "$BIN/test_server" >$L/test_server_cuda.log 2>&1
+    QUENCH_TEST_DEVICE=cuda QUENCH_BIN=$BIN/quench timeout 180 "$BIN/test_server" >$L/test_server_cuda.log 2>&1
     echo "test_server on cuda: $(grep -E '^\[  PASSED' $L/test_server_cuda.log | head -1) $(grep -cE '^\[  FAILED  \] [A-Za-z]' $L/test_server_cuda.log) failed; $(grep -E '^\[  SKIPPED' $L/test_server_cuda.log | head -1)" | tee -a $S
     grep -E '^\[  FAILED  \] [A-Za-z]' $L/test_server_cuda.log | head -10 | tee -a $S
   fi
