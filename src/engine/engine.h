@@ -33,6 +33,9 @@ struct EngineConfig {
   bool enable_chunked_prefill = true; ///< --enable-chunked-prefill: prompts longer than the budget split across steps
   uint64_t seed = 0;                  ///< --seed: RNG seed of requests without their own
   int num_sampler_threads = 0;        ///< threads sampling a step's rows in parallel; 0 = min(8, cores)
+  /// Sample on the backend's device (ModelRunner::execute_sample) when it supports it and no request
+  /// of the step needs top-N logprobs; otherwise the logits come to the host (CPU Sampler).
+  bool device_sampling = true;
 };
 
 class Engine {

@@ -87,6 +87,11 @@ struct Engine::Impl {
   uint64_t request_counter = 0;
   std::vector<float> logits;
   std::vector<SeqStep> batch;
+  // device sampling (ModelRunner::execute_sample), reused across steps
+  std::vector<std::vector<LogitAdjustment>> dev_adjustments;
+  std::vector<DeviceSamplingRow> dev_rows;
+  std::vector<int32_t> dev_tokens;
+  std::vector<float> dev_logprobs;
   /// Messages of this step, delivered by update_gauges() at the end of the step.
   std::vector<std::pair<std::shared_ptr<RequestHandle>, RequestOutput>> outbox;
 

@@ -42,6 +42,7 @@ struct EngineMetrics {
   uint64_t prefix_cache_hits = 0;   ///< vllm:prefix_cache_hits_total (prompt tokens found)
   uint64_t num_preemptions = 0;     ///< vllm:num_preemptions_total
   uint64_t num_steps = 0;           ///< engine steps run
+  uint64_t num_device_sampled_steps = 0;  ///< steps whose tokens were sampled on the backend's device
   // gauges
   int num_requests_running = 0;     ///< vllm:num_requests_running
   int num_requests_waiting = 0;     ///< vllm:num_requests_waiting

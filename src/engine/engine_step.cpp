@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include "core/error.h"
 #include "core/log.h"
+#include "engine/device_sampling.h"
 #include "engine/engine_impl.h"
 #include "io/model_config.h"
 
@@ -248,27 +249,8 @@ bool Engine::Impl::step() {
     n_want += s.want_logits;
     batch.push_back(step);
   }
-  logits.resize(static_cast<size_t>(n_want) * static_cast<size_t>(vocab_size));
-  try {
-    runner->execute(batch, logits);
-  } catch (const std::exception& e) {
-    log().error("engine: forward step of {} sequences failed: {}", plan.scheduled.size(), e.what());
-    std::vector<std::string> ids;
-    for (const ScheduledSeq& s : plan.scheduled) {
-      const std::string& id = seq_states.at(s.seq)->req->id;
-      if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
-    }
-    for (const auto& id : ids) {
-      auto it = requests.find(id);
-      if (it != requests.end()) abort_request(*it->second, fmt::format("backend {} failed: {}", runner->name(), e.what()));
-    }
-    update_gauges();
-    return true;
-  }
-
-  // ---- sample (in parallel: each draw depends only on its row and its sequence) ----
-  // One task per row, plus one per child of an n > 1 parent whose prompt just completed (the
-  // children draw from the parent's prompt logits with their own index).
+  // ---- what to sample: one task per row, plus one per child of an n > 1 parent whose prompt
+  // just completed (the children draw from the parent's prompt logits with their own index) ----
   struct Task {
     Sequence* seq;
     size_t row;
@@ -285,10 +267,7 @@ bool Engine::Impl::step() {
       ++row;
     }
   }
-  std::vector<SampleResult> results(tasks.size());
-  std::vector<std::string> errors(tasks.size());
-  pool.run(tasks.size(), [&](size_t t, int worker) {
-    const Task& task = tasks[t];
+  auto seq_state = [&](const Task& task) {
     const EngineRequest& req = *seq_states.at(task.seq)->req;
     SamplerSeqState ss;
     ss.params = &req.params;
@@ -297,14 +276,79 @@ bool Engine::Impl::step() {
     ss.num_output_tokens = task.seq->num_output_tokens();
     ss.seed = req.seed;
     ss.index = task.index;
-    try {
-      results[t] = samplers[static_cast<size_t>(worker)].sample(
-          std::span<const float>(logits.data() + task.row * static_cast<size_t>(vocab_size), static_cast<size_t>(vocab_size)),
-          ss);
-    } catch (const std::exception& e) {
-      errors[t] = e.what();
+    return ss;
+  };
+  // Sampling on the device when the backend can and no request needs its whole logits row.
+  bool on_device = cfg.device_sampling && !tasks.empty() && runner->supports_device_sampling();
+  for (const Task& task : tasks) on_device = on_device && can_sample_on_device(seq_states.at(task.seq)->req->params);
+
+  std::vector<SampleResult> results(tasks.size());
+  std::vector<std::string> errors(tasks.size());
+  try {
+    if (on_device) {
+      // Only token ids (and the sampled token's logprob) cross to the host.
+      if (dev_adjustments.size() < tasks.size()) dev_adjustments.resize(tasks.size());
+      dev_rows.resize(tasks.size());
+      bool want_logprobs = false;
+      for (size_t t = 0; t < tasks.size(); ++t) {
+        const SamplerSeqState ss = seq_state(tasks[t]);
+        build_logit_adjustments(ss, gen.suppress_tokens, gen.eos_token_ids, vocab_size, dev_adjustments[t]);
+        dev_rows[t] = make_device_sampling_row(ss, static_cast<int>(tasks[t].row), dev_adjustments[t]);
+        want_logprobs |= ss.params->logprobs.has_value();
+      }
+      dev_tokens.assign(tasks.size(), -1);
+      dev_logprobs.assign(want_logprobs ? tasks.size() : 0, 0.0f);
+      runner->execute_sample(batch, dev_rows, dev_tokens, dev_logprobs);
+      {
+        std::lock_guard lock(metrics_mu);
+        ++m.num_device_sampled_steps;
+      }
+      for (size_t t = 0; t < tasks.size(); ++t) {
+        if (dev_tokens[t] < 0) {
+          errors[t] = "every token id is masked (-inf) after suppression, bias and penalties";
+          continue;
+        }
+        results[t].token_id = dev_tokens[t];
+        if (seq_states.at(tasks[t].seq)->req->params.logprobs) {
+          TokenLogprob lp;
+          lp.token_id = dev_tokens[t];
+          lp.logprob = dev_logprobs[t];
+          results[t].logprob = std::move(lp);
+        }
+      }
+    } else {
+      logits.resize(static_cast<size_t>(n_want) * static_cast<size_t>(vocab_size));
+      runner->execute(batch, logits);
     }
-  });
+  } catch (const std::exception& e) {
+    log().error("engine: forward step of {} sequences failed: {}", plan.scheduled.size(), e.what());
+    std::vector<std::string> ids;
+    for (const ScheduledSeq& s : plan.scheduled) {
+      const std::string& id = seq_states.at(s.seq)->req->id;
+      if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+    }
+    for (const auto& id : ids) {
+      auto it = requests.find(id);
+      if (it != requests.end()) abort_request(*it->second, fmt::format("backend {} failed: {}", runner->name(), e.what()));
+    }
+    update_gauges();
+    return true;
+  }
+
+  // ---- sample on the host (in parallel: each draw depends only on its row and its sequence) ----
+  if (!on_device) {
+    pool.run(tasks.size(), [&](size_t t, int worker) {
+      const Task& task = tasks[t];
+      const SamplerSeqState ss = seq_state(task);
+      try {
+        results[t] = samplers[static_cast<size_t>(worker)].sample(
+            std::span<const float>(logits.data() + task.row * static_cast<size_t>(vocab_size), static_cast<size_t>(vocab_size)),
+            ss);
+      } catch (const std::exception& e) {
+        errors[t] = e.what();
+      }
+    });
+  }
 
   // ---- detokenize, stop, fork, KV bookkeeping (serial) ----
   std::vector<EngineRequest*> touched;

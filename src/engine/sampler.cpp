@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "backend/backend.h"  // sampling_random_bits
 #include "core/error.h"
 
 namespace quench {
@@ -16,13 +17,6 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kLogprobFloor = -9999.0f;  // OpenAI's clamp for -inf logprobs
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 float clamp_logprob(float v) { return std::isfinite(v) ? v : kLogprobFloor; }
 
@@ -50,10 +44,8 @@ TokenLogprob make_logprob(const std::vector<float>& lp, int32_t token, int top_n
 }  // namespace
 
 double seeded_uniform(uint64_t seed, uint64_t index, uint64_t step) {
-  uint64_t h = splitmix64(seed);
-  h = splitmix64(h ^ (index * 0xd1b54a32d192ed03ull));
-  h = splitmix64(h ^ (step * 0x8cb92ba72f3d8dd7ull));
-  return static_cast<double>(h >> 11) * 0x1.0p-53;
+  // The same bits as a device sampler's draw (backend/backend.h).
+  return static_cast<double>(sampling_random_bits(seed, index, step)) * 0x1.0p-53;
 }
 
 std::vector<float> log_softmax(std::span<const float> row) {

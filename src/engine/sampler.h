@@ -66,6 +66,10 @@ class Sampler {
 
   int vocab_size() const { return vocab_size_; }
 
+  /// The ids (ascending) the last non-greedy sample() drew from: the filtered set after min_p,
+  /// top_k and top_p (exposed so device samplers can be tested against it).
+  const std::vector<int32_t>& last_candidates() const { return cand_; }
+
  private:
   bool is_suppressed(int32_t id) const;
   /// True when steps 1-3 can change the row beyond suppression (penalties, bias, min_tokens).
