@@ -68,6 +68,10 @@ struct StepProfile {
 /// >= n (n >= 1).
 int decode_batch_bucket(int n);
 
+class GpuSampler;  // gpu_sampler.h (device sampling, cuda_runner_sampling.cpp)
+/// Set where CudaModelRunner declares execute_sample (cuda_runner_sampling.cpp compiles it then).
+#define QUENCH_CUDA_RUNNER_HAS_DEVICE_SAMPLING 1
+
 class CudaModelRunner : public ModelRunner {
  public:
   /// Uploads the weights and allocates the KV pools on the current device (each pool gets one
@@ -86,6 +90,11 @@ class CudaModelRunner : public ModelRunner {
   /// (soft-capped) logits row; only token ids cross to the host. The argmax (softcap fused in) is
   /// part of the captured decode graph.
   void execute_greedy(std::span<const SeqStep> batch, std::span<int32_t> out_tokens);
+
+  /// Device sampling (cuda_runner_sampling.cpp, gpu_sampler.h): see ModelRunner::execute_sample.
+  bool supports_device_sampling() const override { return true; }
+  void execute_sample(std::span<const SeqStep> batch, std::span<const DeviceSamplingRow> rows,
+                      std::span<int32_t> out_tokens, std::span<float> out_logprobs) override;
 
   /// Runs execute_greedy's work eagerly (no CUDA graph) with a device event between consecutive
   /// ops and adds each op kind's device time to `profile` (steps += 1); out_tokens as in
@@ -127,6 +136,7 @@ class CudaModelRunner : public ModelRunner {
   cudaStream_t stream() const { return stream_; }
 
  private:
+  std::shared_ptr<GpuSampler> gpu_sampler_;  ///< created by the first execute_sample (SAMPLING)
   /// Device-side shape of one step (what a captured CUDA graph depends on).
   struct StepLayout {
     int T = 0, S = 0, n_logits = 0, max_blocks = 0, max_context = 0;
