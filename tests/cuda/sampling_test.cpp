@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -16,10 +17,13 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "backend/cuda/cuda_runner.h"
 #include "backend/cuda/gpu_sampler.h"
 #include "cuda_test_util.h"
 #include "engine/device_sampling.h"
 #include "engine/sampler.h"
+#include "io/model_config.h"
+#include "model/model.h"
 
 namespace quench {
 namespace {
@@ -378,6 +382,87 @@ TEST(GpuSampling, RowWithEveryIdMaskedGivesMinusOneAndBadRowsAreRefused) {
   bad[0].logits_row = 0;
   bad[0].adjustments = adj;
   EXPECT_THROW(s.prepare(bad, 2, nullptr), InvalidArgument);
+}
+
+TEST(GpuSampling, CudaRunnerExecuteSampleEqualsExecuteThenTheHostDraw) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  const std::filesystem::path dir = std::filesystem::path(QUENCH_SOURCE_DIR) / "tests/data/golden/tiny-bf16";
+  if (!std::filesystem::exists(dir / "config.json")) GTEST_SKIP() << "golden fixture missing: " << dir;
+  std::shared_ptr<const Model> model = Model::load(dir);
+  const int V = model->config().vocab_size;
+  KvCacheConfig kv;
+  kv.block_size = 4;
+  kv.num_blocks_full = kv.num_blocks_sliding = 32;
+  // Two runners fed the same tokens: one hands its logits to the host, one samples on the GPU.
+  cuda::CudaModelRunner host_side(model, kv), device_side(model, kv);
+  ASSERT_TRUE(device_side.supports_device_sampling());
+  std::mt19937 rng(8);
+  std::uniform_int_distribution<int> tok(3, V - 1);
+  const int S = 3;
+  std::vector<std::vector<int32_t>> ids(S), tables(S);
+  for (int i = 0; i < S; ++i) {
+    for (int j = 0; j < 5 + 3 * i; ++j) ids[static_cast<size_t>(i)].push_back(tok(rng));
+    for (int b = 0; b < 8; ++b) tables[static_cast<size_t>(i)].push_back(i * 8 + b);
+  }
+  // Penalties on sequence 2 (its prompt ids are "seen"; the first prompt id also counted as output).
+  SamplingParams pen;
+  pen.repetition_penalty = 1.5f;
+  pen.frequency_penalty = 0.5f;
+  std::vector<int> done(S, 0);  // tokens computed per sequence
+  for (int step = 0; step < 5; ++step) {
+    std::vector<SeqStep> batch(S);
+    for (int i = 0; i < S; ++i) {
+      auto& v = ids[static_cast<size_t>(i)];
+      batch[static_cast<size_t>(i)] = SeqStep{std::span<const int32_t>(v).subspan(static_cast<size_t>(done[static_cast<size_t>(i)])),
+                                              done[static_cast<size_t>(i)], tables[static_cast<size_t>(i)],
+                                              tables[static_cast<size_t>(i)], true};
+    }
+    std::unordered_set<int32_t> seen(ids[2].begin(), ids[2].end());
+    std::unordered_map<int32_t, int> counts = {{ids[2][0], 2}};
+    SamplerSeqState st;
+    st.params = &pen;
+    st.seen_ids = &seen;
+    st.output_counts = &counts;
+    std::vector<LogitAdjustment> adj;
+    build_logit_adjustments(st, {}, {}, V, adj);
+    std::vector<DeviceSamplingRow> rows = {
+        row_params(0, step % 2 ? 0.0f : 1.0f, 0, 0.9f, 0.0f, 11),  // greedy / top_p, alternating
+        row_params(1, 0.8f, 20, 1.0f, 0.05f, 12),
+        row_params(2, 1.0f, 0, 1.0f, 0.0f, 13),
+        row_params(1, 0.8f, 20, 1.0f, 0.05f, 14),  // shares logits row 1 (a fork)
+    };
+    rows[2].repetition_penalty = pen.repetition_penalty;
+    rows[2].frequency_penalty = pen.frequency_penalty;
+    rows[2].adjustments = adj;
+    rows[3].index = 1;
+    for (auto& r : rows) r.step = static_cast<uint64_t>(step);
+    std::vector<float> logits(static_cast<size_t>(S) * V);
+    host_side.execute(batch, logits);
+    std::vector<int32_t> got(rows.size());
+    std::vector<float> got_lp(rows.size());
+    device_side.execute_sample(batch, rows, got, got_lp);
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const CpuDraw want = cpu_draw(std::span<const float>(logits.data() + static_cast<size_t>(rows[r].logits_row) * V, V), rows[r]);
+      EXPECT_EQ(got[r], want.token) << "step " << step << " row " << r;
+      EXPECT_NEAR(got_lp[r], want.logprob, 2e-3) << "step " << step << " row " << r;
+    }
+    // All-greedy rows without adjustments take the argmax fused into the step.
+    for (int i = 0; i < S; ++i) done[static_cast<size_t>(i)] = static_cast<int>(ids[static_cast<size_t>(i)].size());
+    for (int i = 0; i < S; ++i) ids[static_cast<size_t>(i)].push_back(got[static_cast<size_t>(i)]);
+  }
+  // The fused-argmax path: every row greedy, no logprobs.
+  std::vector<SeqStep> batch(S);
+  for (int i = 0; i < S; ++i)
+    batch[static_cast<size_t>(i)] = SeqStep{std::span<const int32_t>(ids[static_cast<size_t>(i)]).subspan(static_cast<size_t>(done[static_cast<size_t>(i)])),
+                                            done[static_cast<size_t>(i)], tables[static_cast<size_t>(i)], tables[static_cast<size_t>(i)], true};
+  std::vector<float> logits(static_cast<size_t>(S) * V);
+  host_side.execute(batch, logits);
+  std::vector<DeviceSamplingRow> rows = {row_params(2, 0.0f, 0, 1.0f, 0.0f, 0), row_params(0, 0.0f, 0, 1.0f, 0.0f, 0)};
+  std::vector<int32_t> got(2);
+  device_side.execute_sample(batch, rows, got, {});
+  auto am = [&](int r) { return static_cast<int32_t>(std::max_element(logits.begin() + r * V, logits.begin() + (r + 1) * V) - (logits.begin() + r * V)); };
+  EXPECT_EQ(got[0], am(2));
+  EXPECT_EQ(got[1], am(0));
 }
 
 }  // namespace
