@@ -330,6 +330,106 @@ __device__ u64 select_in_bin(const RowView& rv, int bin, unsigned int bound, u64
   }
 }
 
+/// top_p target: ceil(top_p * total) in [1, total] (CPU: the prefix whose mass reaches top_p * total).
+__device__ __forceinline__ u64 top_p_target(float top_p, u64 total) {
+  u64 target = static_cast<u64>(ceil(static_cast<double>(top_p) * static_cast<double>(total)));
+  if (target < 1) target = 1;
+  if (target > total) target = total;
+  return target;
+}
+
+/// The common case of top_k / top_p: every id that can survive lies in the level-0 bins
+/// 0..region (region = the bin of the k-th id, or of the top_p crossing without top_k) and they
+/// number at most kCap. They are gathered and sorted once, both cuts are made on the sorted list,
+/// and the draw walks the kept ids (re-sorted by id) in shared memory: three passes over the row
+/// in all (max, histogram, gather). Returns false (nothing written) when the region is too large;
+/// the caller then takes the general path. Needs the level-0 histogram of `rv` in sh.cnt / sh.mass.
+__device__ bool draw_from_top_region(const RowView& rv, const SamplingRowParams& p, u64 n_cand,
+                                     SamplingRowResult* out, uint8_t* kept_mask, Shared& sh) {
+  const bool k_cut = p.top_k > 0 && static_cast<u64>(p.top_k) < n_cand;
+  const bool do_p = p.top_p < 1.0f;
+  if (!k_cut && !do_p) return false;
+  u64 hist_total = 0;
+  for (int b = threadIdx.x; b < kBins; b += kThreads) hist_total += sh.mass[b];
+  hist_total = block_sum(hist_total, sh);
+  const int region =
+      k_cut ? block_find_crossing(kBins, static_cast<u64>(p.top_k), [&](int b) { return static_cast<u64>(sh.cnt[b]); }, sh)
+            : block_find_crossing(kBins, top_p_target(p.top_p, hist_total), [&](int b) { return sh.mass[b]; }, sh);
+  if (region >= kBins) return false;
+  u64 count = 0;
+  for (int b = threadIdx.x; b <= region; b += kThreads) count += sh.cnt[b];
+  count = block_sum(count, sh);
+  if (count > static_cast<u64>(kCap)) return false;
+
+  // Gather the region, most likely first.
+  if (threadIdx.x == 0) sh.n_keys = 0;
+  __syncthreads();
+  for_row(rv.row, rv.V, [&](int i, float raw) {
+    float v;
+    u64 key;
+    if (!rv.kept(i, raw, v, key) || level0_bin(v, rv.m) > region) return;
+    sh.keys[atomicAdd(&sh.n_keys, 1)] = key;
+  });
+  __syncthreads();
+  const int n = sh.n_keys;
+  sort_keys_desc(n, sh);
+  auto weight_of = [&](int j) { return fixed_weight(key_value(sh.keys[j]), rv.m); };
+  int nk = n;  // kept: keys[0, nk)
+  if (k_cut) {
+    // every id tied with the k-th value stays (CPU: values >= kth)
+    const u64 k_lo = (sh.keys[min(n, p.top_k) - 1] >> 32) << 32;
+    if (threadIdx.x == 0) sh.found = n;
+    __syncthreads();
+    for (int j = threadIdx.x; j < n; j += kThreads)
+      if (sh.keys[j] >= k_lo && (j + 1 == n || sh.keys[j + 1] < k_lo)) sh.found = j + 1;
+    __syncthreads();
+    nk = sh.found;
+    __syncthreads();
+  }
+  if (do_p) {
+    // Mass of the survivors: all of them are in the region when the k cut applies.
+    u64 total = hist_total;
+    if (k_cut) {
+      total = 0;
+      for (int j = threadIdx.x; j < nk; j += kThreads) total += weight_of(j);
+      total = block_sum(total, sh);
+    }
+    const int j = block_find_crossing(nk, top_p_target(p.top_p, total), weight_of, sh);
+    nk = min(nk, j + 1);
+  }
+  // Re-key the kept ids by ascending id (value bits kept in the low word) for the draw.
+  __syncthreads();
+  for (int j = threadIdx.x; j < nk; j += kThreads) {
+    const u64 key = sh.keys[j];
+    const uint32_t id = 0xffffffffu - static_cast<uint32_t>(key);
+    sh.keys[j] = (static_cast<u64>(0xffffffffu - id) << 32) | (key >> 32);
+  }
+  __syncthreads();
+  sort_keys_desc(nk, sh);
+  auto id_at = [&](int j) { return static_cast<int>(0xffffffffu - static_cast<uint32_t>(sh.keys[j] >> 32)); };
+  auto value_at = [&](int j) { return key_value(sh.keys[j] << 32); };
+  auto w_at = [&](int j) { return fixed_weight(value_at(j), rv.m); };
+  u64 total = 0;
+  for (int j = threadIdx.x; j < nk; j += kThreads) total += w_at(j);
+  total = block_sum(total, sh);
+  // first kept id whose running weight exceeds floor(u * total)
+  const u64 bits = p.random_bits;
+  const u64 target = (__umul64hi(bits, total) << 11) | ((bits * total) >> 53);
+  const int j = min(nk - 1, block_find_crossing(nk, target + 1, w_at, sh));
+  if (threadIdx.x == 0) {
+    const double lp = static_cast<double>(value_at(j)) - static_cast<double>(rv.m) -
+                      log(static_cast<double>(total) / kFixedOne);
+    out[blockIdx.x] = SamplingRowResult{id_at(j), static_cast<float>(lp)};
+  }
+  if (kept_mask) {
+    uint8_t* mask = kept_mask + static_cast<size_t>(blockIdx.x) * rv.V;
+    for (int i = threadIdx.x; i < rv.V; i += kThreads) mask[i] = 0;
+    __syncthreads();
+    for (int k = threadIdx.x; k < nk; k += kThreads) mask[id_at(k)] = 1;
+  }
+  return true;
+}
+
 __global__ void __launch_bounds__(256) apply_adjustments_kernel(float* __restrict__ logits, int V,
                                                                 const SamplingRowParams* __restrict__ rows,
                                                                 const LogitAdjustment* __restrict__ adj) {
@@ -433,6 +533,7 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
     u64 n_cand = 0;
     for (int b = threadIdx.x; b < kBins; b += kThreads) n_cand += sh.cnt[b];
     n_cand = block_sum(n_cand, sh);
+    if (draw_from_top_region(rv, p, n_cand, out, kept_mask, sh)) return;
     if (do_k && static_cast<u64>(p.top_k) < n_cand) {
       const int kb = block_find_crossing(kBins, static_cast<u64>(p.top_k), [&](int b) { return static_cast<u64>(sh.cnt[b]); }, sh);
       const u64 rank = static_cast<u64>(p.top_k) - sh.before;
@@ -447,11 +548,7 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
       u64 total = 0;
       for (int b = threadIdx.x; b < kBins; b += kThreads) total += sh.mass[b];
       total = block_sum(total, sh);
-      // CPU: keep the shortest most-likely prefix whose mass reaches top_p * total.
-      double tgt = ceil(static_cast<double>(p.top_p) * static_cast<double>(total));
-      u64 target = static_cast<u64>(tgt);
-      if (target < 1) target = 1;
-      if (target > total) target = total;
+      const u64 target = top_p_target(p.top_p, total);
       const int pb = block_find_crossing(kBins, target, [&](int b) { return sh.mass[b]; }, sh);
       if (pb < kBins) {
         const u64 rest = target - sh.before;
