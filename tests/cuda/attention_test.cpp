@@ -269,6 +269,10 @@ std::vector<StepCase> StepCases() {
       {"global_block12_fp8", 16, 1, 512, 0, 12, true, {{1100, 100}, {50, 20}}, 3},
       {"tiny_sliding_mixed", 4, 2, 32, 8, 4, false, {{40, 30}, {9, 9}, {100, 1}, {64, 64}}, 1},
       {"tiny_global_mixed", 4, 1, 64, 0, 4, false, {{40, 30}, {9, 9}, {100, 1}, {64, 64}}, 1},
+      // Query heads per KV head that do not divide the tile rows: 3 (6 q / 2 kv) and 24 (MQA).
+      {"group3_D64", 6, 2, 64, 0, 16, false, {{300, 100}, {50, 1}}, 1},
+      {"group24_D128_window", 24, 1, 128, 100, 16, true, {{500, 90}, {70, 1}}, 1},
+      {"group24_D128_decode", 24, 1, 128, 0, 16, false, {{500, 1}, {70, 1}, {1, 1}}, 1},
   };
 }
 

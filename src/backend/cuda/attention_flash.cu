@@ -430,19 +430,15 @@ int split_count(int base, int span, int T, int Hq, int D) {
 
 }  // namespace
 
-bool flash_supported(int D, int Hq, int Hkv) {
-  if (Hkv <= 0 || Hq % Hkv) return false;
-  const int G = Hq / Hkv;
-  if (!(G <= 16 || G % 64 == 0)) return false;
-  return D == 32 || D == 64 || D == 128 || D == 256 || D == 512;
-}
+bool flash_supported(int D) { return D == 32 || D == 64 || D == 128 || D == 256 || D == 512; }
 
 FlashPlan plan_flash(int T, int Hq, int Hkv, int D, int window, int max_context) {
   FlashPlan pl;
   const int G = Hq / Hkv;
   pl.mw = T <= kDecodeTokens ? 1 : 4;
   const int BM = 16 * pl.mw;
-  pl.Gt = std::min(G, BM);
+  pl.Gt = std::min(G, BM);  // heads per tile: the largest divisor of G that fits the rows
+  while (G % pl.Gt) --pl.Gt;
   pl.head_groups = G / pl.Gt;
   pl.tile_tokens = T <= kDecodeTokens ? 1 : BM / pl.Gt;
   pl.num_tiles = (T + pl.tile_tokens - 1) / pl.tile_tokens;

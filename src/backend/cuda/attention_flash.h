@@ -21,9 +21,9 @@ struct FlashPlan {
   int splits = 1;
 };
 
-/// True when the tensor-core path has kernels for this head_dim (32, 64, 128, 256, 512) and
-/// query heads per KV head (Hq / Hkv <= 16, or a multiple of 64).
-bool flash_supported(int D, int Hq, int Hkv);
+/// True when the tensor-core path has kernels for this head_dim (32, 64, 128, 256, 512; any
+/// number of query heads per KV head).
+bool flash_supported(int D);
 
 /// The plan for T query tokens; `max_context` bounds every key position + 1 (it may be a bucketed
 /// over-estimate: the kernels read each sequence's real range from the token positions).

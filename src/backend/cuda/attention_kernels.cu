@@ -299,8 +299,8 @@ void detail::combine_splits(int T, int Hq, int D, int splits, SplitParts parts, 
 }
 
 size_t attention_scratch_bytes(int T, int Hq, int D, int max_context) {
-  // Any Hkv may come with these sizes: take the larger of the two paths' needs.
-  return std::max(detail::flash_scratch_bytes(T, Hq, D, max_context), simt_scratch_bytes(T, Hq, D, max_context));
+  return detail::flash_supported(D) ? detail::flash_scratch_bytes(T, Hq, D, max_context)
+                                    : simt_scratch_bytes(T, Hq, D, max_context);
 }
 
 void paged_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
@@ -311,7 +311,7 @@ void paged_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta 
   if (cache.head_dim != 0 && cache.head_dim != D)
     throw InvalidArgument("paged_attention: head_dim " + std::to_string(D) + " differs from the cache's " +
                           std::to_string(cache.head_dim));
-  if (!detail::flash_supported(D, Hq, Hkv)) {
+  if (!detail::flash_supported(D)) {
     simt_attention(q, T, Hq, D, window, meta, tables, cache, max_context, out, scratch, stream);
     return;
   }

@@ -141,7 +141,7 @@ void qkv_norm_rope_store(const float* q, const float* k, const float* v, int T, 
 /// Keys of blocks whose table entry is -1 are never read: such blocks must lie wholly before every
 /// query's window. `max_context` bounds every position + 1 (a bucketed over-estimate is fine: the
 /// kernels read each sequence's real key range from meta.pos, so work follows the real contexts). Head dims 32/64/128/256/512 with
-/// Hq / Hkv <= 16 run on the tensor cores (attention_flash.cu), others on CUDA cores.
+/// any Hq / Hkv run on the tensor cores (attention_flash.cu), others on CUDA cores.
 /// Throws InvalidArgument for Hq not a multiple of cache.num_heads or D != cache.head_dim.
 void paged_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
                      KvLayerView cache, int max_context, bf16* out, void* scratch, cudaStream_t stream);
