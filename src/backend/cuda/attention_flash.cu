@@ -23,6 +23,8 @@
 #include <cmath>
 #include <cuda_fp8.h>
 
+#include <cub/block/block_scan.cuh>
+
 #include "backend/cuda/attention_flash.h"
 #include "backend/cuda/attention_mma.cuh"
 #include "backend/cuda/cuda_utils.h"
@@ -73,6 +75,9 @@ struct Params {
   int bs, bs_shift;  // block size, log2(block size) or -1
   float* part_acc;
   float* part_ml;
+  int num_groups;      // Hkv * head_groups
+  const int2* tiles;   // prefill: tile list (first token, count), from build_tiles_kernel
+  int* tile_hdr;       // prefill: [0] tiles in the list, [1] work counter
 };
 
 /// Index (in 16-byte chunks) of chunk c of row r in a swizzled [rows][D] bf16 tile.
@@ -130,11 +135,12 @@ __device__ __forceinline__ void widen_fp8_tile(const uint8_t* src, bf16* dst) {
   }
 }
 
+/// One work item: query tokens [t0, t_end) x the Gt heads of head group `group`, key split
+/// `split`. Leaves no cp.async in flight; may be called again by the same block.
 template <int D, int MW, bool FP8>
-__global__ void __launch_bounds__(Cfg<D, MW>::NT) flash_attention_kernel(const Params p) {
+__device__ __forceinline__ void attend_tile(const Params& p, uint8_t* smem, int t0, int t_end, int group, int split) {
   using C = Cfg<D, MW>;
   constexpr int BN = C::BN, DW = C::DW, NB = BN / 8, DB = DW / 8;
-  extern __shared__ __align__(128) uint8_t smem[];
   bf16* Qs = reinterpret_cast<bf16*>(smem);
   bf16* Ks = reinterpret_cast<bf16*>(smem + C::kQBytes);
   bf16* Vs = reinterpret_cast<bf16*>(smem + C::kQBytes + C::kKBytes);
@@ -145,12 +151,8 @@ __global__ void __launch_bounds__(Cfg<D, MW>::NT) flash_attention_kernel(const P
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int mw = warp % MW, dsi = warp / MW;
   const int g = lane >> 2, cq = lane & 3;
-  const int kvh = blockIdx.x / p.head_groups, hg = blockIdx.x % p.head_groups;
+  const int kvh = group / p.head_groups, hg = group % p.head_groups;
   const int hbase = kvh * p.G + hg * p.Gt;
-  const int tile = p.num_tiles - 1 - static_cast<int>(blockIdx.y);  // longest rows first
-  const int split = blockIdx.z;
-  const int t0 = tile * p.tile_tokens;
-  const int t_end = min(p.T, t0 + p.tile_tokens);
   const int rows_valid = (t_end - t0) * p.Gt;
 
   // Q tile (its own cp.async group; the first wait below covers it).
@@ -383,16 +385,104 @@ __global__ void __launch_bounds__(Cfg<D, MW>::NT) flash_attention_kernel(const P
   }
 }
 
+/// Decode-shaped steps (MW == 1): one block per (head group, token, split) from the grid, longest
+/// contexts first. Prefill-shaped steps (MW > 1): a persistent grid; each block takes the next
+/// (tile, head group, split) item from an atomic counter over the tile list build_tiles_kernel
+/// wrote (tiles never cross sequences; longest first).
+template <int D, int MW, bool FP8>
+__global__ void __launch_bounds__(Cfg<D, MW>::NT) flash_attention_kernel(const Params p) {
+  extern __shared__ __align__(128) uint8_t smem[];
+  if constexpr (MW == 1) {
+    const int tile = p.num_tiles - 1 - static_cast<int>(blockIdx.y);
+    const int t0 = tile * p.tile_tokens;
+    attend_tile<D, MW, FP8>(p, smem, t0, min(p.T, t0 + p.tile_tokens), blockIdx.x, blockIdx.z);
+  } else {
+    __shared__ int item_s;
+    const int per_tile = p.num_groups * p.splits;
+    const int n_items = p.tile_hdr[0] * per_tile;
+    for (;;) {
+      __syncthreads();  // everyone has read the previous item
+      if (threadIdx.x == 0) item_s = atomicAdd(p.tile_hdr + 1, 1);
+      __syncthreads();
+      const int item = item_s;
+      if (item >= n_items) break;
+      const int2 td = p.tiles[item / per_tile];
+      const int r = item % per_tile;
+      attend_tile<D, MW, FP8>(p, smem, td.x, td.x + td.y, r / p.splits, r % p.splits);
+    }
+  }
+}
+
+/// Lists the prefill tiles of a step: every run of consecutive tokens of one sequence is cut into
+/// tiles of `tt` tokens; tiles[] gets (first token, count) in reverse token order (later tokens
+/// see more keys: longest first), hdr[0] = number of tiles, hdr[1] = 0 (the work counter).
+/// One block of kScanThreads threads; token chunks per thread joined by block scans.
+constexpr int kScanThreads = 1024;
+struct MaxOp {
+  __device__ int operator()(int a, int b) const { return a > b ? a : b; }
+};
+__global__ void __launch_bounds__(kScanThreads)
+    build_tiles_kernel(const int32_t* __restrict__ seq, int T, int tt, int2* __restrict__ tiles, int* hdr) {
+  using Scan = cub::BlockScan<int, kScanThreads>;
+  __shared__ typename Scan::TempStorage tmp;
+  const int per = (T + kScanThreads - 1) / kScanThreads;
+  const int b = min(T, static_cast<int>(threadIdx.x) * per), e = min(T, b + per);
+  auto is_start = [&](int t) { return t == 0 || seq[t] != seq[t - 1]; };
+  int last_start = -1;
+  for (int t = b; t < e; ++t)
+    if (is_start(t)) last_start = t;
+  int run_start = -1;
+  Scan(tmp).ExclusiveScan(last_start, run_start, -1, MaxOp{});
+  __syncthreads();
+  int count = 0, rs = run_start;
+  for (int t = b; t < e; ++t) {
+    if (is_start(t)) rs = t;
+    if ((t - rs) % tt == 0) ++count;
+  }
+  int off = 0, total = 0;
+  Scan(tmp).ExclusiveSum(count, off, total);
+  rs = run_start;
+  for (int t = b; t < e; ++t) {
+    if (is_start(t)) rs = t;
+    if ((t - rs) % tt) continue;
+    int n = 1;
+    while (n < tt && t + n < T && seq[t + n] == seq[t]) ++n;
+    tiles[total - 1 - off++] = make_int2(t, n);
+  }
+  if (threadIdx.x == 0) {
+    hdr[0] = total;
+    hdr[1] = 0;
+  }
+}
+
+int sm_count() {
+  static const int sms = [] {
+    int dev = 0, n = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+      n = 132;
+    return std::max(n, 1);
+  }();
+  return sms;
+}
+
+int target_blocks() { return 4 * sm_count(); }
+
 template <int D, int MW, bool FP8>
 void launch_instance(const Params& p, dim3 grid, cudaStream_t stream) {
   using C = Cfg<D, MW>;
   auto kernel = flash_attention_kernel<D, MW, FP8>;
-  static const bool attr_set = [&] {
+  static const int blocks_per_sm = [&] {
     QUENCH_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            static_cast<int>(C::smem(FP8))));
-    return true;
+    int n = 0;
+    QUENCH_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, C::NT, C::smem(FP8)));
+    return std::max(n, 1);
   }();
-  (void)attr_set;
+  if constexpr (MW > 1) {
+    // Persistent: as many blocks as fit at once, never more than there are items.
+    const long items = static_cast<long>(grid.x) * grid.y * grid.z;
+    grid = dim3(static_cast<unsigned>(std::min<long>(items, static_cast<long>(blocks_per_sm) * sm_count())), 1, 1);
+  }
   kernel<<<grid, C::NT, C::smem(FP8), stream>>>(p);
   QUENCH_CUDA_LAUNCH_CHECK();
 }
@@ -406,16 +496,6 @@ void launch_d(int mw, bool fp8, const Params& p, dim3 grid, cudaStream_t stream)
     if (fp8) launch_instance<D, 4, true>(p, grid, stream);
     else launch_instance<D, 4, false>(p, grid, stream);
   }
-}
-
-int target_blocks() {
-  static const int sms = [] {
-    int dev = 0, n = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-      n = 132;
-    return std::max(n, 1);
-  }();
-  return 4 * sms;
 }
 
 /// Splits for `base` blocks per split over a key span of `span`: enough blocks to fill the GPU,
@@ -447,16 +527,21 @@ FlashPlan plan_flash(int T, int Hq, int Hkv, int D, int window, int max_context)
   return pl;
 }
 
+size_t flash_tile_ws_bytes(int T) {
+  return T <= kDecodeTokens ? 0 : (static_cast<size_t>(T) * sizeof(int2) + 4 * sizeof(int) + 255) / 256 * 256;
+}
+
 size_t flash_scratch_bytes(int T, int Hq, int D, int max_context) {
   // Fewest blocks per split any plan can have: one token per tile (decode) or 64 (prefill).
   const int base = T <= kDecodeTokens ? T : (T + 63) / 64;
   const int splits = split_count(base, max_context, T, Hq, D);
-  if (splits <= 1) return 0;
-  return static_cast<size_t>(T) * Hq * splits * (D + 2) * sizeof(float);
+  const size_t parts = splits <= 1 ? 0 : static_cast<size_t>(T) * Hq * splits * (D + 2) * sizeof(float);
+  return flash_tile_ws_bytes(T) + parts;
 }
 
 void launch_flash(const FlashPlan& pl, const bf16* q, int T, int Hq, int D, int window, TokenMeta meta,
-                  BlockTables tables, const KvLayerView& cache, SplitParts parts, bf16* out, cudaStream_t stream) {
+                  BlockTables tables, const KvLayerView& cache, SplitParts parts, void* tile_ws, bf16* out,
+                  cudaStream_t stream) {
   Params p{};
   p.q = q;
   p.out = out;
@@ -484,9 +569,18 @@ void launch_flash(const FlashPlan& pl, const bf16* q, int T, int Hq, int D, int 
     if ((1 << s) == cache.block_size) p.bs_shift = s;
   p.part_acc = parts.acc;
   p.part_ml = parts.ml;
+  p.num_groups = cache.num_heads * pl.head_groups;
+  if (pl.mw > 1) {
+    if (tile_ws == nullptr) throw InvalidArgument("paged_attention: scratch missing (see attention_scratch_bytes)");
+    p.tiles = static_cast<const int2*>(tile_ws);
+    p.tile_hdr = reinterpret_cast<int*>(static_cast<int2*>(tile_ws) + T);
+    build_tiles_kernel<<<1, kScanThreads, 0, stream>>>(meta.seq, T, pl.tile_tokens, static_cast<int2*>(tile_ws),
+                                                       p.tile_hdr);
+    QUENCH_CUDA_LAUNCH_CHECK();
+  }
   if (pl.num_tiles > 65535 || pl.splits > 65535)
     throw InvalidArgument("paged_attention: too many query tokens for one call (at most 65535 tiles)");
-  const dim3 grid(cache.num_heads * pl.head_groups, pl.num_tiles, pl.splits);
+  const dim3 grid(p.num_groups, pl.num_tiles, pl.splits);
   switch (D) {
     case 32: launch_d<32>(pl.mw, cache.fp8, p, grid, stream); break;
     case 64: launch_d<64>(pl.mw, cache.fp8, p, grid, stream); break;

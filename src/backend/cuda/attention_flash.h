@@ -10,9 +10,11 @@
 namespace quench::cuda::detail {
 
 /// How a paged_attention call is cut into thread blocks.
-///  - A tile is `tile_tokens` consecutive query tokens x `Gt` query heads that share one KV head
-///    (rows = token-major, head-minor); 16 * mw rows per block (mw = 1 for decode-sized steps,
-///    4 for prefill). Grid: (Hkv * head_groups, num_tiles, splits).
+///  - A tile is up to `tile_tokens` consecutive query tokens x `Gt` query heads that share one KV
+///    head (rows = token-major, head-minor); 16 * mw rows per block. Decode-sized steps (mw = 1):
+///    one token per tile, grid (Hkv * head_groups, T, splits). Prefill (mw = 4): tiles never
+///    cross sequences (a device-built tile list; num_tiles is then the estimate T / tile_tokens)
+///    and a persistent grid takes (tile, head group, split) items from an atomic counter.
 ///  - `splits` > 1 cuts each tile's key range into that many parts (flash-decoding); the parts
 ///    are merged by combine_splits (attention_kernels.cu).
 struct FlashPlan {
@@ -29,7 +31,10 @@ bool flash_supported(int D);
 /// over-estimate: the kernels read each sequence's real range from the token positions).
 FlashPlan plan_flash(int T, int Hq, int Hkv, int D, int window, int max_context);
 
-/// Upper bound of the split scratch (fp32 partial outputs + (max, sum) pairs) any plan_flash for
+/// Bytes at the start of the scratch that the prefill tile list needs (0 for decode-sized T).
+size_t flash_tile_ws_bytes(int T);
+
+/// Upper bound of the tile list plus the split scratch (fp32 partial outputs + (max, sum) pairs) any plan_flash for
 /// these sizes can need, whatever Hkv and window are; 0 when no plan splits.
 size_t flash_scratch_bytes(int T, int Hq, int D, int max_context);
 
@@ -41,9 +46,11 @@ struct SplitParts {
 };
 
 /// Enqueues the tensor-core kernel for `plan` (see paged_attention for the arguments). With
-/// plan.splits > 1 it writes `parts` instead of `out`.
+/// plan.splits > 1 it writes `parts` instead of `out`. `tile_ws` (flash_tile_ws_bytes(T) bytes)
+/// holds the prefill tile list; unused for decode-sized plans.
 void launch_flash(const FlashPlan& plan, const bf16* q, int T, int Hq, int D, int window, TokenMeta meta,
-                  BlockTables tables, const KvLayerView& cache, SplitParts parts, bf16* out, cudaStream_t stream);
+                  BlockTables tables, const KvLayerView& cache, SplitParts parts, void* tile_ws, bf16* out,
+                  cudaStream_t stream);
 
 /// out[t, h, :] = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s over the splits whose l_s > 0
 /// (M = their largest m). parts as in SplitParts; out bf16 [T, Hq, D].

@@ -316,12 +316,14 @@ void paged_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta 
     return;
   }
   const detail::FlashPlan plan = detail::plan_flash(T, Hq, Hkv, D, window, max_context);
+  // Scratch: [prefill tile list][split partials].
+  const size_t ws = detail::flash_tile_ws_bytes(T);
   SplitParts parts{};
   if (plan.splits > 1) {
-    parts.acc = static_cast<float*>(scratch);
+    parts.acc = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) + ws);
     parts.ml = parts.acc + static_cast<size_t>(T) * Hq * plan.splits * D;
   }
-  detail::launch_flash(plan, q, T, Hq, D, window, meta, tables, cache, parts, out, stream);
+  detail::launch_flash(plan, q, T, Hq, D, window, meta, tables, cache, parts, ws ? scratch : nullptr, out, stream);
   if (plan.splits > 1) detail::combine_splits(T, Hq, D, plan.splits, parts, out, stream);
 }
 
