@@ -252,12 +252,18 @@ std::vector<StepCase> StepCases() {
   const std::vector<SeqSpec> mixed_global = {{1200, 200}, {33, 33}, {700, 1}, {2100, 50}, {5, 5}};
   std::vector<SeqSpec> decode16;
   for (int i = 0; i < 16; ++i) decode16.push_back({1 + (i * 337) % 5000, 1});
+  // Continuous batching: 70 decode tokens and a prefill chunk in one step (T > 64: prefill tiles).
+  std::vector<SeqSpec> decodes_and_chunk;
+  for (int i = 0; i < 70; ++i) decodes_and_chunk.push_back({2 + (i * 211) % 3000, 1});
+  decodes_and_chunk.insert(decodes_and_chunk.begin() + 35, {900, 200});
   return {
       {"sliding_mixed_bf16", 16, 8, 256, 1024, 16, false, mixed_sliding, 5},
       {"sliding_mixed_fp8", 16, 8, 256, 1024, 16, true, mixed_sliding, 5},
       {"global_mixed_bf16", 16, 1, 512, 0, 16, false, mixed_global, 5},
       {"global_mixed_fp8", 16, 1, 512, 0, 16, true, mixed_global, 5},
       {"sliding_decode16_bf16", 16, 8, 256, 1024, 16, false, decode16, 1},
+      {"sliding_decodes_and_chunk_bf16", 16, 8, 256, 1024, 16, false, decodes_and_chunk, 3},
+      {"global_decodes_and_chunk_fp8", 16, 1, 512, 0, 16, true, decodes_and_chunk, 3},
       {"global_decode16_bf16", 16, 1, 512, 0, 16, false, decode16, 1},
       {"global_decode16_fp8", 16, 1, 512, 0, 16, true, decode16, 1},
       {"sliding_prefill2048_bf16", 16, 8, 256, 1024, 16, false, {{2048, 2048}}, 29},
