@@ -50,8 +50,11 @@ bool register_kernel_bench(std::string group, KernelBenchFn fn);
 /// All registered groups in registration order.
 const std::vector<std::pair<std::string, KernelBenchFn>>& kernel_benches();
 
-/// Median over env.iters launches of `launch()` (each between two events on env.stream), after
-/// 3 untimed warm-up launches; microseconds. `launch` must enqueue on env.stream only.
+/// Microseconds per launch of `launch()`: env.iters launches captured into one CUDA graph (back to
+/// back on the stream if capture fails) timed between two events, median of 7 repetitions, after
+/// 3 untimed warm-up launches. `launch` must enqueue on env.stream only, without synchronising or
+/// allocating; state it changes between calls (rotating weight copies) is baked into the graph in
+/// call order.
 double median_kernel_us(const std::function<void()>& launch, const KernelBenchEnv& env);
 
 }  // namespace quench::cli
