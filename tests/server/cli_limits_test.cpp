@@ -1,8 +1,9 @@
 // tests/server/cli_limits_test.cpp: out-of-range limits on the command line are refused with one
 // line naming the flag, before any model memory is sized (serve / generate --max-model-len,
 // bench-runner's counts).
-#include <cstdlib>
 #include <gtest/gtest.h>
+
+#include <cstdlib>
 
 #include <array>
 #include <cstdio>
@@ -15,9 +16,9 @@ struct Result {
   std::string out;
 };
 
+Result run(const std::string& args) {
   const char* bin = std::getenv("QUENCH_BIN");  // the GPU host runs prebuilt binaries elsewhere
   const std::string cmd = (bin ? std::string(bin) : std::string(QUENCH_BINARY_DIR) + "/quench") + " " + args + " 2>&1";
-  const std::string cmd = std::string(QUENCH_BINARY_DIR) + "/quench " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   Result r{-1, {}};
   if (!p) return r;
