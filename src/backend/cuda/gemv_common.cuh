@@ -31,6 +31,17 @@ __device__ __forceinline__ uint2 ld_stream8(const void* p) {
   asm("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(p));
   return v;
 }
+/// Asks the L2 to fetch [lo, hi) from DRAM (cp.async.bulk.prefetch, sm_90): no registers held, no
+/// completion to wait for. Only whole 16-byte units inside the range are requested (the bulk
+/// prefetch needs 16-byte alignment), so nothing outside [lo, hi) is touched.
+__device__ __forceinline__ void prefetch_l2(const uint8_t* lo, const uint8_t* hi) {
+  const uintptr_t a = (reinterpret_cast<uintptr_t>(lo) + 15) & ~uintptr_t{15};
+  const uintptr_t b = reinterpret_cast<uintptr_t>(hi) & ~uintptr_t{15};
+  if (b > a)
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"(static_cast<uint32_t>(b - a))
+                 : "memory");
+}
+
 /// 16 bytes read by many warps (activations): read-only path, cached in L1.
 __device__ __forceinline__ uint4 ld_shared_input16(const void* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
 

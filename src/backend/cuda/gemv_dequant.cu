@@ -1,7 +1,8 @@
 // quench/backend/cuda/gemv_dequant.cu: NVFP4 / FP8 weights expanded to bf16 for the prefill GEMMs
 // (a per-layer scratch, never the model). Pure streams: each thread reads 16 bytes of codes (two
 // NVFP4 blocks or 16 FP8 codes) and writes 32 or 64 bytes with 16-byte stores; values round
-// exactly as the CPU dequantizer (io/dequant.cpp) before the final bf16 rounding.
+// exactly as the CPU dequantizer (io/dequant.cpp) before the final bf16 rounding. Each thread
+// issues 4 such loads before its first store.
 #include <string>
 
 #include "backend/cuda/cuda_utils.h"
@@ -31,45 +32,75 @@ __device__ __forceinline__ void nvfp4_block_to_bf16(uint32_t q0, uint32_t q1, fl
   }
 }
 
-/// Thread i expands blocks 2i and 2i+1 (the last thread of an odd count only block 2i).
+/// Items (pairs of NVFP4 blocks, or 16 FP8 codes) per thread: all loads of a thread are issued
+/// before the first store, so 4 x 16 bytes per thread are in flight (one item per thread measured
+/// 43% of bandwidth for NVFP4 on the H200).
+constexpr int kItems = 4;
+
+/// Thread t expands block pairs t + j * T (T = total threads, j < kItems): blocks 2i and 2i+1
+/// of pair i (the last pair of an odd count holds only block 2i).
 __global__ void __launch_bounds__(kThreads) dequant_nvfp4_kernel(const uint8_t* __restrict__ Wq,
                                                                  const uint8_t* __restrict__ scales, float g,
                                                                  size_t blocks, bf16* __restrict__ out) {
-  const size_t i = blockIdx.x * size_t(kThreads) + threadIdx.x;
-  const size_t b = 2 * i;
-  if (b >= blocks) return;
-  uint4* o = reinterpret_cast<uint4*>(out + b * 16);
-  if (b + 1 < blocks) {
-    const uint4 q = ld_stream16(Wq + b * 8);
-    const uint32_t s = __ldg(reinterpret_cast<const unsigned short*>(scales) + i);
-    nvfp4_block_to_bf16(q.x, q.y, e4m3_to_f32(s) * g, o);
-    nvfp4_block_to_bf16(q.z, q.w, e4m3_to_f32(s >> 8) * g, o + 2);
-  } else {
-    const uint2 q = ld_stream8(Wq + b * 8);
-    nvfp4_block_to_bf16(q.x, q.y, e4m3_to_f32(__ldg(scales + b)) * g, o);
+  const size_t T = static_cast<size_t>(gridDim.x) * kThreads;
+  const size_t t = blockIdx.x * size_t(kThreads) + threadIdx.x;
+  const size_t pairs = (blocks + 1) / 2;
+  uint4 q[kItems];
+  uint32_t s[kItems];
+#pragma unroll
+  for (int j = 0; j < kItems; ++j) {
+    const size_t i = t + j * T, b = 2 * i;
+    q[j] = make_uint4(0, 0, 0, 0);
+    s[j] = 0;
+    if (i >= pairs) continue;
+    if (b + 1 < blocks) {
+      q[j] = ld_stream16(Wq + b * 8);
+      s[j] = __ldg(reinterpret_cast<const unsigned short*>(scales) + i);
+    } else {
+      const uint2 h = ld_stream8(Wq + b * 8);
+      q[j].x = h.x;
+      q[j].y = h.y;
+      s[j] = __ldg(scales + b);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kItems; ++j) {
+    const size_t i = t + j * T, b = 2 * i;
+    if (i >= pairs) continue;
+    uint4* o = reinterpret_cast<uint4*>(out + b * 16);
+    nvfp4_block_to_bf16(q[j].x, q[j].y, e4m3_to_f32(s[j]) * g, o);
+    if (b + 1 < blocks) nvfp4_block_to_bf16(q[j].z, q[j].w, e4m3_to_f32(s[j] >> 8) * g, o + 2);
   }
 }
 
-/// Thread i expands codes 16i .. 16i+15.
+/// Thread t expands the 16-code chunks t + j * T (T = total threads, j < kItems).
 __global__ void __launch_bounds__(kThreads) dequant_fp8_kernel(const uint8_t* __restrict__ W, float scale,
                                                                size_t chunks, bf16* __restrict__ out) {
-  const size_t i = blockIdx.x * size_t(kThreads) + threadIdx.x;
-  if (i >= chunks) return;
-  const uint4 q = ld_stream16(W + i * 16);
-  const uint32_t w[4] = {q.x, q.y, q.z, q.w};
-  uint32_t r[8];
+  const size_t T = static_cast<size_t>(gridDim.x) * kThreads;
+  const size_t t = blockIdx.x * size_t(kThreads) + threadIdx.x;
+  uint4 q[kItems];
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
+  for (int j = 0; j < kItems; ++j) q[j] = t + j * T < chunks ? ld_stream16(W + (t + j * T) * 16) : make_uint4(0, 0, 0, 0);
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const __half2_raw hr = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(w[j] >> (16 * h)), __NV_E4M3);
-      const float2 f = __half22float2(__half2(hr));
-      r[2 * j + h] = pack_bf16x2(f.x * scale, f.y * scale);
+  for (int j = 0; j < kItems; ++j) {
+    const size_t i = t + j * T;
+    if (i >= chunks) continue;
+    const uint32_t w[4] = {q[j].x, q[j].y, q[j].z, q[j].w};
+    uint32_t r[8];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const __half2_raw hr =
+            __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(w[k] >> (16 * h)), __NV_E4M3);
+        const float2 f = __half22float2(__half2(hr));
+        r[2 * k + h] = pack_bf16x2(f.x * scale, f.y * scale);
+      }
     }
+    uint4* o = reinterpret_cast<uint4*>(out + i * 16);
+    o[0] = make_uint4(r[0], r[1], r[2], r[3]);
+    o[1] = make_uint4(r[4], r[5], r[6], r[7]);
   }
-  uint4* o = reinterpret_cast<uint4*>(out + i * 16);
-  o[0] = make_uint4(r[0], r[1], r[2], r[3]);
-  o[1] = make_uint4(r[4], r[5], r[6], r[7]);
 }
 
 unsigned grid_for(size_t threads) { return static_cast<unsigned>((threads + kThreads - 1) / kThreads); }
@@ -87,7 +118,9 @@ void dequant_nvfp4_to_bf16(const uint8_t* Wq, const uint8_t* scales, float globa
   check_dequant("dequant_nvfp4_to_bf16", N, K);
   const size_t blocks = static_cast<size_t>(N) * (K / 16);
   if (blocks == 0) return;
-  dequant_nvfp4_kernel<<<grid_for((blocks + 1) / 2), kThreads, 0, stream>>>(Wq, scales, global_scale, blocks, out);
+  const size_t pairs = (blocks + 1) / 2;
+  dequant_nvfp4_kernel<<<grid_for((pairs + kItems - 1) / kItems), kThreads, 0, stream>>>(Wq, scales, global_scale,
+                                                                                         blocks, out);
   QUENCH_CUDA_LAUNCH_CHECK();
 }
 
@@ -95,7 +128,7 @@ void dequant_fp8_to_bf16(const uint8_t* W, float scale, int N, int K, bf16* out,
   check_dequant("dequant_fp8_to_bf16", N, K);
   const size_t chunks = static_cast<size_t>(N) * K / 16;
   if (chunks == 0) return;
-  dequant_fp8_kernel<<<grid_for(chunks), kThreads, 0, stream>>>(W, scale, chunks, out);
+  dequant_fp8_kernel<<<grid_for((chunks + kItems - 1) / kItems), kThreads, 0, stream>>>(W, scale, chunks, out);
   QUENCH_CUDA_LAUNCH_CHECK();
 }
 

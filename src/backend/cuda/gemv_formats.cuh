@@ -17,6 +17,7 @@ namespace quench::cuda::gemv_detail {
 struct FmtBf16 {
   static constexpr int kPieceK = 8, kPieceBytes = 16, kUnits = 1;
   static constexpr bool kWideRegs = false;  ///< needs > 64 registers (see gemv_kernel_2blocks)
+  static constexpr int kScaleBytes = 0;     ///< block-scale bytes per piece
   static constexpr float kOutFactor = 1.0f;
   struct Piece {
     uint4 w;
@@ -43,6 +44,7 @@ struct FmtBf16 {
 struct FmtFp8 {
   static constexpr int kPieceK = 16, kPieceBytes = 16, kUnits = 2;
   static constexpr bool kWideRegs = false;
+  static constexpr int kScaleBytes = 0;
   static constexpr float kOutFactor = 1.0f;
   struct Piece {
     uint4 w;
@@ -81,6 +83,7 @@ template <int kBytes>
 struct FmtNvfp4 {
   static constexpr int kPieceK = 2 * kBytes, kPieceBytes = kBytes, kUnits = kBytes / 4;
   static constexpr bool kWideRegs = true;
+  static constexpr int kScaleBytes = kBytes / 8;
   static constexpr float kOutFactor = 128.0f;
   struct Piece {
     uint32_t w[kBytes / 4];

@@ -88,7 +88,34 @@ __device__ __forceinline__ void gemv_body(const LaunchArgs& L) {
 #pragma unroll
   for (int r = 0; r < RT; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = 0.0f;
 
-  for (int base = 0; base < P; base += 32 * U) {
+  // L2 prefetch: thread i < 16 RT owns row i of the block and asks the L2 for that row's chunk
+  // (the 32 U pieces one loop iteration loads) kPrefetchAhead iterations ahead of the register
+  // loads. The register budget caps what loads alone keep in flight (~64 KB per SM, measured
+  // ~60% of bandwidth on the H200); prefetches add DRAM requests without holding registers and
+  // turn the loads into L2 hits.
+  constexpr int kChunk = 32 * U, kPrefetchAhead = 2;
+  const uint8_t* pf_w = nullptr;
+  const uint8_t* pf_s = nullptr;
+  if (threadIdx.x < RT * 16) {
+    const int r = threadIdx.x / 16;
+    const JobArgs& J = L.job[GATEUP ? (r < RT / 2 ? 0 : 1) : job];
+    const int n = min(row0 + 16 * (GATEUP ? r % (RT / 2) : r) + threadIdx.x % 16, J.N - 1);
+    pf_w = J.w + static_cast<size_t>(n) * F::row_bytes(K);
+    pf_s = J.s + static_cast<size_t>(n) * static_cast<size_t>(K / 16);
+  }
+  auto prefetch = [&](int chunk) {
+    const int p0 = chunk * kChunk;
+    if (pf_w == nullptr || p0 >= P) return;
+    const int p1 = min(P, p0 + kChunk);
+    prefetch_l2(pf_w + static_cast<size_t>(p0) * F::kPieceBytes, pf_w + static_cast<size_t>(p1) * F::kPieceBytes);
+    if constexpr (F::kScaleBytes > 0)
+      prefetch_l2(pf_s + static_cast<size_t>(p0) * F::kScaleBytes, pf_s + static_cast<size_t>(p1) * F::kScaleBytes);
+  };
+#pragma unroll
+  for (int c = 0; c < kPrefetchAhead; ++c) prefetch(c);
+
+  for (int base = 0, it = 0; base < P; base += kChunk, ++it) {
+    prefetch(it + kPrefetchAhead);
     typename F::Piece w[U][RT][2];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
