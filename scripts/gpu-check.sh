@@ -35,12 +35,12 @@ if [[ $modes == *" tests "* ]]; then
   echo "test_cuda: $(grep -E '^\[  PASSED' $L/test_cuda.log | head -1) $(grep -cE '^\[  FAILED  \] [A-Za-z]' $L/test_cuda.log) failed; $(grep -E '^\[  SKIPPED' $L/test_cuda.log | head -1)" | tee -a $S
   grep -E '^\[  FAILED  \] [A-Za-z]' $L/test_cuda.log | head -20 | tee -a $S
   grep -E '^\[ parity \]' $L/test_cuda.log | sed 's/^\[ parity \] /  /' | tee -a $S
-  M=/dev/shm/midsize
+  M=/dev/shm/midsize2
   [ -f $M/reference.safetensors ] || python3 tools/fixtures/make_midsize_fixture.py --out $M >$L/midsize_fixture.log 2>&1
   tail -3 $L/midsize_fixture.log 2>/dev/null | sed 's/^/  fixture: /' | tee -a $S
   QUENCH_MIDSIZE_DIR=$M "$BIN/test_cuda" --gtest_filter='*Midsize*' >$L/midsize_test.log 2>&1
   echo "midsize parity: $(grep -E '^\[  (PASSED|FAILED)  \]' $L/midsize_test.log | head -1)" | tee -a $S
-  grep -E '^\[ parity \]' $L/midsize_test.log | sed 's/^\[ parity \] /  /' | tee -a $S
+  grep -E '^\[ (parity|rows) \]' $L/midsize_test.log | sed 's/^\[ parity \] /  /' | tee -a $S
   if [ -x "$BIN/test_server" ]; then
     QUENCH_TEST_DEVICE=cuda QUENCH_BIN=$BIN/quench timeout 180 "$BIN/test_server" >$L/test_server_cuda.log 2>&1
     echo "test_server on cuda: $(grep -E '^\[  PASSED' $L/test_server_cuda.log | head -1) $(grep -cE '^\[  FAILED  \] [A-Za-z]' $L/test_server_cuda.log) failed; $(grep -E '^\[  SKIPPED' $L/test_server_cuda.log | head -1)" | tee -a $S

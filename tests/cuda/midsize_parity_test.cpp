@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <numeric>
 
+#include <fmt/format.h>
+
 #include "backend/cuda/cuda_runner.h"
 #include "cuda_test_util.h"
 #include "io/model_config.h"
@@ -39,6 +41,9 @@ TEST(CudaMidsizeParity, MatchesTransformers) {
   const std::vector<float> full = ref->tensors().at("logits").to_f32();
   const int P = static_cast<int>(ref->tensors().at("decode_prefix_len").get_f32(0));
   const std::vector<float> dec = ref->tensors().at("decode_logits").to_f32();
+  // transformers' own bf16 forward of the same weights: the bf16 noise level of these logits.
+  ASSERT_TRUE(ref->tensors().count("logits_bf16")) << "fixture predates logits_bf16: re-make it";
+  const std::vector<float> hf_bf16 = ref->tensors().at("logits_bf16").to_f32();
   const int V = model->config().vocab_size, N = static_cast<int>(ids.size());
   ASSERT_EQ(full.size(), static_cast<size_t>(N) * V);
 
@@ -52,11 +57,15 @@ TEST(CudaMidsizeParity, MatchesTransformers) {
   std::reverse(table.begin(), table.end());  // scattered physical order
 
   std::vector<float> step(V);
-  double worst = 0, worst_dec = 0;
+  double worst = 0, worst_dec = 0, noise = 0;
+  std::string per_row;  // position:rel L2, printed for diagnosis (window boundary at 128)
   int rows = 0, argmax_agree = 0;
   auto check = [&](int pos) {
     const float* r = full.data() + static_cast<size_t>(pos) * V;
-    worst = std::max(worst, testing::rel_l2(step.data(), r, V));
+    const double e = testing::rel_l2(step.data(), r, V);
+    worst = std::max(worst, e);
+    per_row += fmt::format(" {}:{:.1e}", pos, e);
+    noise = std::max(noise, testing::rel_l2(hf_bf16.data() + static_cast<size_t>(pos) * V, r, V));
     argmax_agree += std::max_element(step.begin(), step.end()) - step.begin() == std::max_element(r, r + V) - r;
     ++rows;
     if (pos >= P) worst_dec = std::max(worst_dec, testing::rel_l2(step.data(), dec.data() + size_t(pos - P) * V, V));
@@ -73,11 +82,16 @@ TEST(CudaMidsizeParity, MatchesTransformers) {
   for (int start = 0; start < P; start += 48) run(start, std::min(P, start + 48));
   for (int pos = P; pos < N; ++pos) run(pos, pos + 1);
   std::printf("[ parity ] midsize (%d layers, hidden %d, V %d, %d rows): GPU vs transformers fp32 worst rel L2 "
-              "%.3e (decode rows vs transformers' own decode %.3e), argmax agreement %d / %d\n",
+              "%.3e (decode rows vs transformers' own decode %.3e; transformers bf16 vs fp32 on the same rows %.3e), "
+              "argmax agreement %d / %d\n",
               static_cast<int>(model->config().layers.size()), model->config().hidden_size, V, rows, worst, worst_dec,
-              argmax_agree, rows);
-  EXPECT_LT(worst, 3e-2);
-  EXPECT_LT(worst_dec, 3e-2);
+              noise, argmax_agree, rows);
+  std::printf("[ rows ] %s\n", per_row.c_str());
+  // Within bf16 tolerance: no further from fp32 than transformers' own bf16 inference (x1.5), and
+  // never beyond 10%.
+  const double tol = std::min(0.1, std::max(3e-2, 1.5 * noise));
+  EXPECT_LT(worst, tol) << "transformers' bf16 noise level is " << noise;
+  EXPECT_LT(worst_dec, tol);
   EXPECT_GE(argmax_agree, rows - rows / 20) << "more than 5% of argmax decisions differ";
 }
 
