@@ -26,6 +26,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/engine.h"
+#include "server/device_runner.h"
 #include "server/engine_loader.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/generation_config.h"
@@ -161,7 +162,7 @@ int run_generate(const GenerateOptions& o) {
   lo.engine.max_num_seqs = 1;
   lo.engine.max_model_len = o.max_model_len;
   lo.kv_cache_dtype = o.kv_cache_dtype;
-  lo.device = o.device;
+  server::configure_device(lo, o.device, 0.9, o.model_dir);
   auto engine = server::load_engine(o.model_dir, lo);
   engine->start();
   const Tokenizer& tok = engine->tokenizer();

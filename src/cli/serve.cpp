@@ -15,9 +15,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "server/api_server.h"
-#ifdef QUENCH_HAVE_CUDA
-#include "backend/cuda/cuda_runner.h"
-#endif
+#include "server/device_runner.h"
 #include "server/engine_loader.h"
 #include "server/serving_context.h"
 
@@ -51,42 +49,8 @@ int run_serve(ServeOptions& o) {
   if (!o.served_model_name.empty()) o.server.served_model_names.push_back(o.served_model_name);
   o.load.engine.enable_prefix_caching = o.prefix_caching;
   o.load.engine.enable_chunked_prefill = o.chunked_prefill;
-  if (o.gpu_memory_utilization <= 0.0 || o.gpu_memory_utilization > 1.0)
-    throw InvalidArgument("--gpu-memory-utilization must be in (0, 1], got " + std::to_string(o.gpu_memory_utilization));
   o.server.model_root = o.model_dir;
-  if (o.load.device == "cuda") {
-#ifdef QUENCH_HAVE_CUDA
-    o.load.make_runner = [](std::shared_ptr<const Model> model, const KvCacheConfig& kv) -> std::unique_ptr<ModelRunner> {
-      return std::make_unique<cuda::CudaModelRunner>(std::move(model), kv);
-    };
-    // Automatic KV sizing as vLLM: --gpu-memory-utilization of the device's memory, minus the
-    // weights (the checkpoint's .safetensors bytes, an upper bound: vision/audio towers are not
-    // uploaded) and a reserve for activations, cuBLAS workspaces and CUDA graphs; --num-kv-blocks
-    // overrides. The budget is spent on as many full-length sequences as --max-num-seqs allows.
-    cuda::require_cuda_device();
-    size_t free_b = 0, total_b = 0;
-    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) throw cuda::CudaError("cudaMemGetInfo failed");
-    double weights = 0;
-    for (const auto& e : std::filesystem::directory_iterator(o.model_dir))
-      if (e.path().extension() == ".safetensors") weights += static_cast<double>(e.file_size());
-    constexpr double kReserve = 4.0 * (1ull << 30);
-    const double budget = o.gpu_memory_utilization * static_cast<double>(total_b) - weights - kReserve -
-                          static_cast<double>(total_b - free_b);
-    if (budget <= 0)
-      throw InvalidArgument(fmt::format("--gpu-memory-utilization {}: {:.1f} GiB of {:.1f} GiB leaves no room for the "
-                                        "KV cache after {:.1f} GiB of weights, a {:.0f} GiB reserve and {:.1f} GiB "
-                                        "already in use", o.gpu_memory_utilization,
-                                        o.gpu_memory_utilization * total_b / double(1ull << 30),
-                                        total_b / double(1ull << 30), weights / double(1ull << 30),
-                                        kReserve / double(1ull << 30), (total_b - free_b) / double(1ull << 30)));
-    o.load.kv_cache_memory_gib = budget / double(1ull << 30);
-    o.load.kv_full_length_seqs = o.load.engine.max_num_seqs;
-#else
-    throw InvalidArgument("--device cuda: this quench was built without the CUDA backend");
-#endif
-  } else if (o.load.device != "cpu") {
-    throw InvalidArgument("--device must be cpu or cuda, got '" + o.load.device + "'");
-  }
+  server::configure_device(o.load, o.load.device, o.gpu_memory_utilization, o.model_dir);
 
   auto engine = server::load_engine(o.model_dir, o.load);
   engine->start();

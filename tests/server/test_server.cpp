@@ -5,10 +5,9 @@
 
 #include <cstdlib>
 
+#include "server/device_runner.h"
 #include "server/engine_loader.h"
-#ifdef QUENCH_HAVE_CUDA
-#include "backend/cuda/cuda_runner.h"
-#endif
+
 #include "server/fake_runner.h"
 #include "tokenizer/generation_config.h"
 #include "tokenizer/tokenizer.h"
@@ -21,18 +20,9 @@ TestServer::TestServer(TestServerOptions opts) {
     lo.engine = opts.engine;
     lo.num_kv_blocks = opts.num_blocks;
     lo.block_size = opts.block_size;
-    if (test_device() == "cuda") {
-      // QUENCH_TEST_DEVICE=cuda: the real-model server tests run on the GPU runner (H200 host,
-      // scripts/gpu-check.sh); without the CUDA backend the setting is an error, not a silent CPU run.
-#ifdef QUENCH_HAVE_CUDA
-      lo.device = "cuda";
-      lo.make_runner = [](std::shared_ptr<const Model> model, const KvCacheConfig& kv) -> std::unique_ptr<ModelRunner> {
-        return std::make_unique<cuda::CudaModelRunner>(std::move(model), kv);
-      };
-#else
-      throw UnsupportedError("QUENCH_TEST_DEVICE=cuda but this build has no CUDA backend");
-#endif
-    }
+    // QUENCH_TEST_DEVICE=cuda: the real-model server tests run on the GPU runner (H200 host,
+    // scripts/gpu-check.sh); a build without the CUDA backend refuses rather than silently using the CPU.
+    if (test_device() != "cpu") server::configure_device(lo, test_device(), 0.9, opts.model_dir);
     engine_ = server::load_engine(opts.model_dir, lo);
     if (opts.server.model_root.empty()) opts.server.model_root = opts.model_dir.string();
   } else {
