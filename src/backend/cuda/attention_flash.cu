@@ -35,7 +35,7 @@ namespace {
 using namespace quench::cuda::mma;
 
 constexpr int kDecodeTokens = 64;         // at or below: one token per tile (decode-shaped steps)
-constexpr int kMinKeysPerSplit = 64;      // a split reads at least this many keys
+constexpr int kMinKeysPerSplit = 32;      // a split reads at least this many keys (one decode tile)
 constexpr size_t kMaxSplitScratch = 64ull << 20;  // split partials of one call, bytes
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -48,7 +48,8 @@ struct Cfg {
   static constexpr int NW = MW * DS;
   static constexpr int NT = NW * 32;
   static constexpr int BM = 16 * MW;                // rows per block
-  static constexpr int BN = D > 256 ? 32 : 64;      // keys per tile
+  // keys per tile: decode blocks (MW == 1) take short tiles so that 4-5 blocks fit an SM
+  static constexpr int BN = MW == 1 ? (D > 256 ? 16 : 32) : (D > 256 ? 32 : 64);
   static constexpr int NC = D / 8;                  // 16-byte chunks per bf16 row
   static constexpr int SWZ = (NC < 8 ? NC : 8) - 1;
   static constexpr int kQBytes = BM * D * 2, kKBytes = BN * D * 2;

@@ -211,7 +211,7 @@ void launch_g(int dpt, const bf16* q, int T, int Hq, int D, int window, TokenMet
 /// One block per (token, head): thread 0's warp finds the largest max over the non-empty splits
 /// and each split's weight e^(m_s - M); then threads sweep D (4 columns each when D % 4 == 0).
 __global__ void combine_kernel(int D, int splits, SplitParts part, bf16* __restrict__ out) {
-  extern __shared__ float w_s[];  // [splits] weights, then 1 / L
+  extern __shared__ __align__(16) float w_s[];  // [splits] weights, 1 / L, padding (see combine_splits)
   const size_t th = blockIdx.x;   // token * Hq + head
   const float* ml = part.ml + th * splits * 2;
   if (threadIdx.x < 32) {
@@ -294,7 +294,11 @@ void simt_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta m
 
 void detail::combine_splits(int T, int Hq, int D, int splits, SplitParts parts, bf16* out, cudaStream_t stream) {
   const int threads = D % 4 == 0 ? std::min(256, std::max(32, (D / 4 + 31) / 32 * 32)) : 128;
-  combine_kernel<<<T * Hq, threads, (splits + 1) * sizeof(float), stream>>>(D, splits, parts, out);
+  // The weight array is padded to whole 16-byte vectors plus one: the compiler unrolls the split
+  // loop with vector shared loads that may read (and discard) a few words past `splits + 1`
+  // (compute-sanitizer flagged 12-byte reads past the end on the H200, run 1).
+  const size_t smem = ((splits + 1 + 3) / 4 + 1) * 4 * sizeof(float);
+  combine_kernel<<<T * Hq, threads, smem, stream>>>(D, splits, parts, out);
   QUENCH_CUDA_LAUNCH_CHECK();
 }
 
