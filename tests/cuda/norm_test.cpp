@@ -42,7 +42,8 @@ void expect_bf16_close(const std::vector<uint16_t>& got, const std::vector<float
 }
 
 /// Hidden sizes: the tiny fixtures (48), the 12B (3840), a size with a partial last thread chunk
-/// (3848 = 962 float4s), one that is not a multiple of 4 (scalar path), and a wide one (8192).
+/// (3848 = 962 float4s), one that is not a multiple of 4 (scalar path), and a wide one (8192);
+/// row counts below and above 256 (the launch shape changes there).
 class RowKernels : public ::testing::TestWithParam<std::tuple<int, int>> {};
 
 TEST_P(RowKernels, EmbedWithFusedNormMatchesCpu) {
@@ -128,7 +129,9 @@ TEST_P(RowKernels, ResidualPostNormMatchesCpu) {
     const auto next = testing::to_host<uint16_t>(d_next, n);
     if (fuse_next) {
       rms_norm(ref_x.data(), wn.data(), T, H, eps, ref_n.data());
-      expect_bf16_close(next, ref_n, "residual next");
+      // x = x0 + h cancels where x0 ~ -h: there a 1-ulp difference of the normed y is a large
+      // relative change of x (and next), so the floor scales with the row's magnitude (~1).
+      expect_bf16_close(next, ref_n, "residual next", 1e-5f);
     } else {
       for (size_t i = 0; i < n; ++i) ASSERT_EQ(next[i], 0xffffu) << "next written without w_next at " << i;
     }
@@ -136,7 +139,7 @@ TEST_P(RowKernels, ResidualPostNormMatchesCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, RowKernels,
-                         ::testing::Combine(::testing::Values(48, 3840, 3848, 3842, 8192), ::testing::Values(1, 3, 70)),
+                         ::testing::Combine(::testing::Values(48, 3840, 3848, 3842, 8192), ::testing::Values(1, 3, 70, 300)),
                          [](const auto& info) {
                            return "H" + std::to_string(std::get<0>(info.param)) + "_T" +
                                   std::to_string(std::get<1>(info.param));

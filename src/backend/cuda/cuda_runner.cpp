@@ -124,8 +124,12 @@ std::string CudaModelRunner::name() const { return "cuda:0 " + cuda_device_descr
 
 void CudaModelRunner::ensure_capacity(int T, int S, int max_blocks, int n_logits, int max_context) {
   const ModelConfig& cfg = model_->config();
+  // Buffers grow geometrically from kMinStepRows, so a serving engine whose batch grows step by
+  // step reallocates (and drops its captured graphs) a few times, not at every new size.
   const bool grow = T > cap_T_ || n_logits > cap_logits_;
   if (grow) clear_graphs();
+  if (T > cap_T_) T = std::max({T, 2 * cap_T_, kMinStepRows});
+  if (n_logits > cap_logits_) n_logits = std::max({n_logits, 2 * cap_logits_, kMinStepRows});
   if (T > cap_T_) {
     int qmax = 0, kvmax = 0;
     for (const auto& l : cfg.layers) {
@@ -153,18 +157,24 @@ void CudaModelRunner::ensure_capacity(int T, int S, int max_blocks, int n_logits
     argmax_scratch_.reset(argmax_scratch_bytes(n_logits, cfg.vocab_size));
     cap_logits_ = n_logits;
   }
+  // Attention scratch for any decode bucket up to the row capacity at this context (its plan
+  // depends on T), so batch-size changes within a context bucket never regrow it.
   size_t scratch = 0;
-  for (const auto& c : caches_)
+  for (const auto& c : caches_) {
     scratch = std::max(scratch, attention_scratch_bytes(T, c.num_heads, c.head_dim, max_context));
+    for (int b = 1; b <= cap_T_; b = decode_batch_bucket(b + 1))
+      scratch = std::max(scratch, attention_scratch_bytes(b, c.num_heads, c.head_dim, max_context));
+  }
   if (scratch > cap_scratch_) {
     clear_graphs();
+    scratch = std::max(scratch, 2 * cap_scratch_);
     attn_scratch_.reset(scratch);
     cap_scratch_ = scratch;
   }
   const size_t meta = static_cast<size_t>(T) * 3 + n_logits + 2ull * S * max_blocks;
   if (meta * 4 > meta_dev_.bytes()) {
     clear_graphs();
-    meta_dev_.reset(meta * 4 * 2);
+    meta_dev_.reset(std::max(meta * 4 * 2, meta_dev_.bytes() * 2));
   }
   cap_S_ = std::max(cap_S_, S);
   cap_blocks_ = std::max(cap_blocks_, max_blocks);

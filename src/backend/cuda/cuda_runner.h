@@ -119,6 +119,8 @@ class CudaModelRunner : public ModelRunner {
   /// Graph captures since construction (a capture is paid once per layout while it stays held).
   size_t num_graph_captures() const { return captures_; }
   static constexpr size_t kMaxGraphs = 64;
+  /// Token rows (and logits rows) the step buffers hold at least; they grow by doubling.
+  static constexpr int kMinStepRows = 64;
 
  protected:
   /// What a step leaves on the device: the soft-capped logits in logits_device() [n, V], or

@@ -89,7 +89,7 @@ __device__ __forceinline__ void argmax_block(float& best, int& idx) {
 }
 
 constexpr int kArgmaxThreads = 256;
-constexpr int kArgmaxVecPerThread = 2;  // float4 loads in flight per thread
+constexpr int kArgmaxVecPerThread = 4;  // float4 loads in flight per thread (64 B: ~128 KB per SM)
 constexpr int kArgmaxChunk = kArgmaxThreads * kArgmaxVecPerThread * 4;  // logits per stage-1 block
 
 /// The value argmax compares: the soft-capped logit when cap > 0, computed exactly as

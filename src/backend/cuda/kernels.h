@@ -159,7 +159,7 @@ void softcap(float* logits, size_t n, float cap, cudaStream_t stream);
 /// out[r] = argmax over v in logits[r, 0..V) of (cap > 0 ? cap * tanh(v / cap) : v), i.e. the
 /// argmax of the soft-capped logits without writing them (§2.8); lowest index on ties, NaN never
 /// wins (0 when a row is all NaN). logits fp32 [R, V]; out int32 [R]; `scratch` (device) must hold
-/// argmax_scratch_bytes(R, V). Two launches: blocks of 2048 logits, then one block per row.
+/// argmax_scratch_bytes(R, V). Two launches: blocks of 4096 logits, then one block per row.
 void argmax_rows(const float* logits, int R, int V, float cap, int32_t* out, void* scratch, cudaStream_t stream);
 /// Bytes of scratch argmax_rows needs for R rows of V logits.
 size_t argmax_scratch_bytes(int R, int V);

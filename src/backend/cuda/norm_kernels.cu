@@ -248,17 +248,24 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
 
 #undef QUENCH_ROW_CHUNKS
 
-/// Launch shape of a row kernel: the fewest VPT chunks per thread that cover the row's chunks
-/// with at most kMaxThreadsPerRow threads; `threads` a multiple of 32. Throws UnsupportedError
-/// (naming the kernel and H) beyond kMaxVpt chunks per thread.
+/// Launch shape of a row kernel: VPT chunks per thread, `threads` a multiple of 32.
 struct RowShape {
   int vpt = 1;
   int threads = 32;
 };
 
+/// Rows from which a launch favours bytes in flight per SM (about 128 threads per row, each with
+/// up to `many_rows_vpt` chunks in registers: more resident blocks, more loads outstanding) over
+/// the latency of a single row (up to kMaxThreadsPerRow threads, fewer chunks each).
+constexpr int kManyRows = 256;
 
-RowShape row_shape(int chunks, const char* what, int H) {
+/// The shape for T rows of `chunks` chunks. Throws UnsupportedError (naming the kernel and H)
+/// beyond kMaxVpt chunks per thread.
+RowShape row_shape(int chunks, int T, int many_rows_vpt, const char* what, int H) {
+  const int target = T >= kManyRows ? 128 : kMaxThreadsPerRow;
+  const int vpt_cap = T >= kManyRows ? many_rows_vpt : kMaxVpt;
   RowShape s;
+  while (s.vpt < vpt_cap && (chunks + s.vpt - 1) / s.vpt > target) s.vpt *= 2;
   while (s.vpt < kMaxVpt && (chunks + s.vpt - 1) / s.vpt > kMaxThreadsPerRow) s.vpt *= 2;
   const int per = (chunks + s.vpt - 1) / s.vpt;
   if (per > kMaxThreadsPerRow)
@@ -305,7 +312,7 @@ void embed_rmsnorm(const int32_t* ids, int T, const bf16* table, int H, float sc
   if (T == 0) return;
   const bool vec4 = H % 4 == 0 && aligned16(x) && aligned16(table) && (!w_next || aligned16(w_next)) &&
                     (!next || aligned16(next));
-  const RowShape s = row_shape(vec4 ? H / 4 : H, "embed", H);
+  const RowShape s = row_shape(vec4 ? H / 4 : H, T, 8, "embed", H);
   dispatch_row(vec4, s.vpt, [&]<int VEC, int VPT>() {
     launch_kernel(embed_kernel<VEC, VPT>, T, s.threads, stream, ids, table, H, scale, x, w_next, eps, next);
   });
@@ -315,7 +322,7 @@ void rmsnorm_to_bf16(const float* x, int x_stride, const float* w, int T, int H,
                      cudaStream_t stream) {
   if (T == 0) return;
   const bool vec4 = H % 4 == 0 && x_stride % 4 == 0 && aligned16(x) && aligned16(out) && (!w || aligned16(w));
-  const RowShape s = row_shape(vec4 ? H / 4 : H, "rmsnorm", H);
+  const RowShape s = row_shape(vec4 ? H / 4 : H, T, 8, "rmsnorm", H);
   dispatch_row(vec4, s.vpt, [&]<int VEC, int VPT>() {
     launch_kernel(rmsnorm_kernel<VEC, VPT>, T, s.threads, stream, x, x_stride, w, H, eps, out);
   });
@@ -326,7 +333,8 @@ void residual_post_norm(float* x, const float* y, const float* w_post, float sca
   if (T == 0) return;
   const bool vec4 = H % 4 == 0 && aligned16(x) && aligned16(y) && aligned16(w_post) &&
                     (!w_next || (aligned16(w_next) && aligned16(next)));
-  const RowShape s = row_shape(vec4 ? H / 4 : H, "residual_post_norm", H);
+  // 4 chunks per thread at most for many rows: 8 would need > 128 registers (x, y, w_post, w_next).
+  const RowShape s = row_shape(vec4 ? H / 4 : H, T, 4, "residual_post_norm", H);
   dispatch_row(vec4, s.vpt, [&]<int VEC, int VPT>() {
     launch_kernel(residual_post_norm_kernel<VEC, VPT>, T, s.threads, stream, x, y, w_post, scalar, H, eps, w_next,
                   next);
