@@ -251,10 +251,10 @@ std::vector<StepCase> StepCases() {
   const std::vector<SeqSpec> mixed_sliding = {{1500, 300}, {40, 40}, {1025, 1}, {3000, 77}, {7, 1}};
   const std::vector<SeqSpec> mixed_global = {{1200, 200}, {33, 33}, {700, 1}, {2100, 50}, {5, 5}};
   std::vector<SeqSpec> decode16;
-  for (int i = 0; i < 16; ++i) decode16.push_back({1 + (i * 337) % 5000, 1});
+  for (int i = 0; i < 16; ++i) decode16.push_back({1 + (i * 337) % 3000, 1});
   // Continuous batching: 70 decode tokens and a prefill chunk in one step (T > 64: prefill tiles).
   std::vector<SeqSpec> decodes_and_chunk;
-  for (int i = 0; i < 70; ++i) decodes_and_chunk.push_back({2 + (i * 211) % 3000, 1});
+  for (int i = 0; i < 70; ++i) decodes_and_chunk.push_back({2 + (i * 211) % 1300, 1});
   decodes_and_chunk.insert(decodes_and_chunk.begin() + 35, {900, 200});
   return {
       {"sliding_mixed_bf16", 16, 8, 256, 1024, 16, false, mixed_sliding, 5},
