@@ -171,14 +171,15 @@ TEST_P(GemvTest, Nvfp4MatchesDequantizedReference) {
   check_single(cuda::GemvFormat::kNVFP4, GetParam());
 }
 
-// Shapes: 12B-sized (K = 3840 / 15360; N = 15360 takes two 16-row tiles per block), K a multiple
-// of 16 but not 32 (NVFP4 rows not 16-byte aligned: the 8-byte path), N not a multiple of the
-// block's 16 / 32 rows, tiny K (fewer pieces than lanes).
+// Shapes: 12B-sized (K = 3840 / 15360), every tiling the launcher picks (few blocks: 8 pieces per
+// lane; N = 15360 NVFP4 and N = 17000: two 16-row tiles per block), K a multiple of 16 but not 32
+// (NVFP4 rows not 16-byte aligned: the 8-byte path), N not a multiple of the block's 16 / 32
+// rows, tiny K (fewer pieces than lanes).
 INSTANTIATE_TEST_SUITE_P(Shapes, GemvTest,
                          ::testing::Values(Shape{64, 64, 1}, Shape{256, 3840, 1}, Shape{513, 1024, 3},
                                            Shape{3840, 15360, 1}, Shape{15360, 3840, 8}, Shape{100, 512, 5},
                                            Shape{37, 208, 2}, Shape{1000, 48, 7}, Shape{8470, 272, 4},
-                                           Shape{300, 784, 8}, Shape{17, 16, 6}),
+                                           Shape{300, 784, 8}, Shape{17, 16, 6}, Shape{17000, 64, 3}),
                          [](const ::testing::TestParamInfo<Shape>& i) {
                            return "N" + std::to_string(i.param.N) + "_K" + std::to_string(i.param.K) + "_M" +
                                   std::to_string(i.param.M);

@@ -191,7 +191,9 @@ template <class F, int RT, int U, bool GATEUP>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const __grid_constant__ LaunchArgs L) {
   gemv_body<F, RT, U, GATEUP>(L);
 }
-/// The kernel allowed up to 128 registers (NVFP4: ptxas' own choice of 64 spills the decode).
+/// The kernel allowed up to 128 registers (NVFP4: ptxas' own choice of 64 spills the decode;
+/// bf16/FP8 with U = 8: under its own budget ptxas serialises the 16 loads instead of keeping
+/// them in flight).
 template <class F, int RT, int U, bool GATEUP>
 __global__ void __launch_bounds__(kThreads, 2) gemv_kernel_2blocks(const __grid_constant__ LaunchArgs L) {
   gemv_body<F, RT, U, GATEUP>(L);
@@ -209,23 +211,31 @@ int sm_count() {
   return v;
 }
 
-template <class F, int RT, bool GATEUP>
+/// U = pieces per row a lane loads before the first use: RT * U = 4 (128 bytes per lane in
+/// flight), or 8 for bf16/FP8 launches with too few blocks to fill the SMs (fewer than 3 per SM).
+template <class F, int RT, bool GATEUP, int U = (RT >= 4 ? 1 : 4 / RT)>
 void launch(LaunchArgs& a, int blocks, cudaStream_t stream) {
-  constexpr int U = RT >= 4 ? 1 : 4 / RT;
-  if constexpr (F::kWideRegs)
+  if constexpr (F::kWideRegs || RT * U > 4)
     gemv_kernel_2blocks<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
   else
     gemv_kernel<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
   QUENCH_CUDA_LAUNCH_CHECK();
 }
 
-/// Plain launch of a.njobs jobs (job fields and K/M/x already set): picks 1 or 2 tiles per block
-/// (2 when that still leaves >= 2 blocks per SM) and fills the tile map.
+/// Plain launch of a.njobs jobs (job fields and K/M/x already set): picks the tiles per block and
+/// the loads per lane, and fills the tile map. H200 run 1 (bench-kernels): bandwidth follows the
+/// bytes the resident lanes hold in flight per SM (~64 KB: 60-65%, ~120 KB: ~91%), so
+///   * bf16/FP8 (42-60 registers, up to 5 blocks per SM): one 16-row tile per block unless that
+///     gives > 8 blocks per SM (the LM head); with fewer than 3 blocks per SM, U = 8 pieces per
+///     lane (256 bytes in flight per lane, 2 blocks per SM allowed 128 registers);
+///   * NVFP4 (108-124 registers: 2 blocks per SM whatever the tiling): two tiles per block when
+///     that still leaves >= 2 blocks per SM (halves the activation reads).
 template <class F>
 void launch_plain(LaunchArgs& a, cudaStream_t stream) {
   int tiles16 = 0;
   for (int j = 0; j < a.njobs; ++j) tiles16 += (a.job[j].N + 15) / 16;
-  const int rt = tiles16 >= 4 * sm_count() ? 2 : 1;
+  const int sms = sm_count();
+  const int rt = tiles16 >= (F::kWideRegs ? 4 : 8) * sms ? 2 : 1;
   int blocks = 0;
   for (int j = 0; j < a.njobs; ++j) {
     blocks += (a.job[j].N + 16 * rt - 1) / (16 * rt);
@@ -233,6 +243,8 @@ void launch_plain(LaunchArgs& a, cudaStream_t stream) {
   }
   if (rt == 2)
     launch<F, 2, false>(a, blocks, stream);
+  else if (!F::kWideRegs && blocks < 3 * sms)
+    launch<F, 1, false, F::kWideRegs ? 4 : 8>(a, blocks, stream);  // (NVFP4 never takes this branch)
   else
     launch<F, 1, false>(a, blocks, stream);
 }
