@@ -1,7 +1,8 @@
 // quench/cli/bench_kernels_misc.cpp: `quench bench-kernels --filter misc`: the step's row kernels
 // (residual post-norm with the next norm fused, RMSNorm, embedding with the first norm fused) at
 // T = 1, 16, 64, 2048 tokens of the 12B's hidden size 3840, and the logits kernels (argmax with
-// the softcap fused, the softcap pass) over R = 1, 16, 64 rows of V = 262144.
+// the softcap fused, the softcap pass) over R = 1, 16, 64 rows of V = 262144. "PDL" cases time
+// the same back-to-back launches with Programmatic Dependent Launch on.
 //
 // Bounds: bytes each launch must move (fp32 rows read/written, bf16 rows written, weight vectors
 // read once) over the measured copy bandwidth. Every case rotates over enough copies of its
@@ -82,6 +83,20 @@ std::vector<KernelCase> misc_cases(const KernelBenchEnv& env) {
           env);
       out.push_back({"misc", fmt::format("residual_post_norm H={} T={}", H, T), row * (4.0 + 4 + 4 + 2) + 2.0 * H * 4,
                      0, us});
+      if (T <= 16) {  // the same chain of launches with Programmatic Dependent Launch (pdl.cuh)
+        k = 0;
+        const double us_pdl = median_kernel_us(
+            [&] {
+              const size_t c = k++ % n;
+              cuda::set_programmatic_dependent_launch(true);
+              cuda::residual_post_norm(x.get<float>() + c * row, y.get<float>() + c * row, w_a.get<float>(), 0.9999f,
+                                       T, H, eps, w_b.get<float>(), next.get<bf16>() + c * row, env.stream);
+              cuda::set_programmatic_dependent_launch(false);
+            },
+            env);
+        out.push_back({"misc", fmt::format("residual_post_norm H={} T={} PDL", H, T),
+                       row * (4.0 + 4 + 4 + 2) + 2.0 * H * 4, 0, us_pdl});
+      }
     }
     // rmsnorm_to_bf16: x fp32 read, out bf16 write.
     {

@@ -159,11 +159,18 @@ void CudaModelRunner::ensure_capacity(int T, int S, int max_blocks, int n_logits
   }
   // Attention scratch for any decode bucket up to the row capacity at this context (its plan
   // depends on T), so batch-size changes within a context bucket never regrow it.
+  // Computed once per (T, context, capacity): decode steps repeat the same key.
+  const std::tuple<int, int, int> key{T, max_context, cap_T_};
   size_t scratch = 0;
-  for (const auto& c : caches_) {
-    scratch = std::max(scratch, attention_scratch_bytes(T, c.num_heads, c.head_dim, max_context));
-    for (int b = 1; b <= cap_T_; b = decode_batch_bucket(b + 1))
-      scratch = std::max(scratch, attention_scratch_bytes(b, c.num_heads, c.head_dim, max_context));
+  if (key != scratch_key_) {
+    std::set<std::pair<int, int>> shapes;  // (Hq, D): two kinds of layer in Gemma 4
+    for (const auto& c : caches_) shapes.emplace(c.num_heads, c.head_dim);
+    for (const auto& [hq, d] : shapes) {
+      scratch = std::max(scratch, attention_scratch_bytes(T, hq, d, max_context));
+      for (int b = 1; b <= cap_T_; b = decode_batch_bucket(b + 1))
+        scratch = std::max(scratch, attention_scratch_bytes(b, hq, d, max_context));
+    }
+    scratch_key_ = key;
   }
   if (scratch > cap_scratch_) {
     clear_graphs();

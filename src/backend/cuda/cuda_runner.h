@@ -186,6 +186,7 @@ class CudaModelRunner : public ModelRunner {
   // Step buffers (grown on demand).
   int cap_T_ = 0, cap_S_ = 0, cap_blocks_ = 0, cap_logits_ = 0;
   size_t cap_scratch_ = 0;
+  std::tuple<int, int, int> scratch_key_{-1, -1, -1};  // (T, max_context, cap_T_) of the last sizing
   DeviceBuffer meta_dev_;       // ids | pos | seq | logit rows | table_full | table_sliding
   /// Page-locked host staging of the step metadata (async upload without a pageable bounce).
   struct PinnedInts {
