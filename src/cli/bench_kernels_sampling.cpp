@@ -78,7 +78,7 @@ std::vector<KernelCase> sampling_cases(const KernelBenchEnv& env) {
         d.top_k = m.top_k;
         d.seed = 1000u + static_cast<uint64_t>(r);
       }
-      sampler.prepare(rows, R, env.stream);
+      sampler.prepare(rows, R, env.stream, /*logprobs=*/false);  // tokens only, as the engine without logprobs
       size_t k = 0;
       const double us = median_kernel_us(
           [&] { sampler.launch(logits.get<float>() + (k++ % n) * row, env.stream); }, env);

@@ -39,7 +39,7 @@ void CudaModelRunner::execute_sample(std::span<const SeqStep> batch, std::span<c
     return;
   }
   // Rows are uploaded while the forward step runs (same stream, so they land before the draw).
-  gpu_sampler_->prepare(rows, want, stream());
+  gpu_sampler_->prepare(rows, want, stream(), !out_logprobs.empty());
   const int n = run_step(batch, StepOutput::kLogits);
   if (n != want) throw InvalidArgument(fmt::format("CUDA runner: step produced {} logits rows, expected {}", n, want));
   // The logits buffer is this runner's per-step scratch: the adjustments edit it in place.

@@ -52,7 +52,7 @@ void GpuSampler::ensure(size_t rows, size_t adjustments) {
   cap_adj_ = a;
 }
 
-void GpuSampler::prepare(std::span<const DeviceSamplingRow> rows, int n_logits, cudaStream_t stream) {
+void GpuSampler::prepare(std::span<const DeviceSamplingRow> rows, int n_logits, cudaStream_t stream, bool logprobs) {
   size_t n_adj = 0;
   // First sampling row of each logits row: it applies the (shared) adjustments.
   std::vector<int> owner(static_cast<size_t>(std::max(n_logits, 0)), -1);
@@ -84,6 +84,7 @@ void GpuSampler::prepare(std::span<const DeviceSamplingRow> rows, int n_logits, 
     p = SamplingRowParams{};
     p.logits_row = r.logits_row;
     p.greedy = r.temperature < 1e-5f ? 1 : 0;  // SamplingParams::is_greedy
+    p.want_logprob = logprobs ? 1 : 0;
     p.temperature = std::max(r.temperature, 0.01f);
     p.top_k = r.top_k > 0 ? r.top_k : 0;
     p.top_p = r.top_p;

@@ -43,6 +43,7 @@ struct SamplingRowParams {
   int32_t adj_count = 0;
   int32_t apply_adjustments = 0; ///< 1 on the first row using logits_row (adjusts it in place)
   int32_t greedy = 0;            ///< temperature < 1e-5
+  int32_t want_logprob = 1;      ///< 0: the logprob may be left 0 (saves greedy rows a pass of exp)
   uint64_t random_bits = 0;      ///< sampling_random_bits(seed, index, step): u = bits * 2^-53
 };
 
@@ -76,7 +77,8 @@ class GpuSampler {
   /// Validates `rows` against n_logits and uploads them (async on `stream`). Throws
   /// InvalidArgument on a logits_row out of [0, n_logits), an adjustment id out of the vocabulary,
   /// or rows sharing a logits row with different adjustments / penalties.
-  void prepare(std::span<const DeviceSamplingRow> rows, int n_logits, cudaStream_t stream);
+  /// `logprobs` false: the results' logprobs are not needed (finish() gets an empty span).
+  void prepare(std::span<const DeviceSamplingRow> rows, int n_logits, cudaStream_t stream, bool logprobs = true);
   /// Enqueues adjustments + draws of the prepared rows on `logits` (device fp32 [n_logits, V],
   /// edited in place by the adjustments). `kept_mask` as in sample_rows().
   void launch(float* logits, cudaStream_t stream, uint8_t* kept_mask = nullptr);

@@ -51,8 +51,12 @@ __device__ __forceinline__ u64 comp_key(float v, int id) {
 }
 
 /// exp(v - m) in 2^-40 fixed point (m is the row max, so the weight is <= 2^40).
+/// Below d = -28.5 the weight rounds to 0 (e^-28.5 * 2^40 < 0.5), so expf is skipped there; the
+/// product by 2^40 is exact in fp32, so this equals rounding the double product.
 __device__ __forceinline__ u64 fixed_weight(float v, float m) {
-  return __double2ull_rn(static_cast<double>(expf(v - m)) * kFixedOne);
+  const float d = v - m;
+  if (!(d >= -28.5f)) return 0;
+  return __float2ull_rn(expf(d) * 1099511627776.0f);
 }
 
 /// Level-0 histogram bin of a value: floor((m - v) * 64), the last bin collecting the rest.
@@ -238,15 +242,24 @@ __device__ void level0_histogram(const RowView& rv, Shared& sh) {
     sh.mass[b] = 0;
   }
   __syncthreads();
+  // Most ids of a peaked row fall in the last bin: counted in registers, not by shared atomics
+  // that would all hit one address (their weights are 0 in fixed point: d > 32).
+  u64 far = 0;
   for_row(rv.row, rv.V, [&](int i, float raw) {
     float v;
     u64 key;
     if (!rv.kept(i, raw, v, key)) return;
     const int b = level0_bin(v, rv.m);
+    if (b == kBins - 1) {
+      ++far;
+      return;
+    }
     atomicAdd(&sh.cnt[b], 1u);
     const u64 w = fixed_weight(v, rv.m);
     if (w) atomicAdd(&sh.mass[b], w);
   });
+  far = block_sum(far, sh);
+  if (threadIdx.x == 0) sh.cnt[kBins - 1] = static_cast<unsigned int>(far);
   __syncthreads();
 }
 
@@ -463,8 +476,9 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
   const SamplingRowParams p = rows[blockIdx.x];
   const float* row = logits + static_cast<size_t>(p.logits_row) * V;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const bool scale = !p.greedy;
+  const bool scale = !p.greedy && p.temperature != 1.0f;  // l / 1 == l
   const float t = p.temperature;
+  const bool want_z = p.greedy && p.want_logprob;  // only greedy logprobs need sum exp(l - max)
 
   // ---- pass 1: max, argmax (lowest id on ties), sum exp(v - max) (online) ----
   float m = -INFINITY, s = 0.0f;
@@ -473,11 +487,11 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
     const float v = scale ? raw / t : raw;
     if (!isfinite(v)) return;
     if (v > m) {
-      s = s * expf(m - v) + 1.0f;
+      if (want_z) s = s * expf(m - v) + 1.0f;
       m = v;
       arg = i;
     } else {
-      s += expf(v - m);
+      if (want_z) s += expf(v - m);
       if (v == m && i < arg) arg = i;
     }
   });
@@ -526,7 +540,7 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
   }
 
   // ---- filters: min_p as a predicate; top_k / top_p as a key threshold ----
-  RowView rv{row, V, true, t, m, p.min_p > 0.0f, p.min_p > 0.0f ? log(static_cast<double>(p.min_p)) : 0.0, 0};
+  RowView rv{row, V, scale, t, m, p.min_p > 0.0f, p.min_p > 0.0f ? log(static_cast<double>(p.min_p)) : 0.0, 0};
   const bool do_k = p.top_k > 0, do_p = p.top_p < 1.0f;
   if (do_k || do_p) {
     level0_histogram(rv, sh);
@@ -621,7 +635,7 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
   const unsigned int hit = __ballot_sync(0xffffffffu, incl > tgt && w > 0);
   const int L = hit ? __ffs(hit) - 1 : 0;
   if (lane == L) {
-    const float v = row[i] / t;
+    const float v = scale ? row[i] / t : row[i];
     // CPU: logprob = l - (l_max + log(sum of kept weights))
     const double lp = static_cast<double>(v) - static_cast<double>(m) - log(static_cast<double>(total) / kFixedOne);
     out[blockIdx.x] = SamplingRowResult{i, static_cast<float>(lp)};
