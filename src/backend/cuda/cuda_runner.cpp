@@ -122,7 +122,7 @@ KvCacheSpec CudaModelRunner::kv_cache_spec() const {
 
 std::string CudaModelRunner::name() const { return "cuda:0 " + cuda_device_description(0); }
 
-void CudaModelRunner::ensure_capacity(int T, int S, int max_blocks, int n_logits, int max_context) {
+void CudaModelRunner::ensure_capacity(int T, int max_blocks, int n_logits, int max_context) {
   const ModelConfig& cfg = model_->config();
   // Buffers grow geometrically from kMinStepRows, so a serving engine whose batch grows step by
   // step reallocates (and drops its captured graphs) a few times, not at every new size.
@@ -178,13 +178,14 @@ void CudaModelRunner::ensure_capacity(int T, int S, int max_blocks, int n_logits
     attn_scratch_.reset(scratch);
     cap_scratch_ = scratch;
   }
-  const size_t meta = static_cast<size_t>(T) * 3 + n_logits + 2ull * S * max_blocks;
+  // Step metadata for the capacities (S <= T: every sequence has a token): ids, pos, seq [T],
+  // logit rows, and two block tables [S, max_blocks].
+  if (max_blocks > cap_blocks_) cap_blocks_ = std::max({max_blocks, 2 * cap_blocks_, 16});
+  const size_t meta = static_cast<size_t>(cap_T_) * 3 + cap_logits_ + 2ull * cap_T_ * cap_blocks_;
   if (meta * 4 > meta_dev_.bytes()) {
     clear_graphs();
-    meta_dev_.reset(std::max(meta * 4 * 2, meta_dev_.bytes() * 2));
+    meta_dev_.reset(meta * 4);
   }
-  cap_S_ = std::max(cap_S_, S);
-  cap_blocks_ = std::max(cap_blocks_, max_blocks);
 }
 
 namespace {
@@ -265,7 +266,7 @@ CudaModelRunner::StepLayout CudaModelRunner::prepare(std::span<const SeqStep> ba
     max_blocks = std::max(16, round_up_pow2(max_blocks));
     max_context = max_blocks * spec.block_size;
   }
-  ensure_capacity(T, S, max_blocks, std::max(n_logits, 1), max_context);
+  ensure_capacity(T, max_blocks, std::max(n_logits, 1), max_context);
 
   // Host metadata: ids[T] pos[T] seq[T] logit_rows[n_logits] table_full[S*mb] table_sliding[S*mb].
   const size_t meta_n = static_cast<size_t>(T) * 3 + n_logits + 2ull * S * max_blocks;

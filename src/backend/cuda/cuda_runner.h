@@ -160,7 +160,10 @@ class CudaModelRunner : public ModelRunner {
   /// The MLP up half of layer l: actb_ = bf16(gelu(hb_ · gateᵀ) * (hb_ · upᵀ)) (one fused launch
   /// for decode: LinearExecutor::run_gate_up_gelu).
   void mlp_gate_up(size_t l, int T);
-  void ensure_capacity(int T, int S, int max_blocks, int n_logits, int max_context);
+  /// Sizes the step buffers for T token rows, block tables max_blocks wide, n_logits rows and
+  /// contexts up to max_context; capacities grow geometrically, and any reallocation drops the
+  /// captured graphs (they hold the old addresses).
+  void ensure_capacity(int T, int max_blocks, int n_logits, int max_context);
   void clear_graphs();
   /// Records an event before `op` when profiling (never inside a graph capture).
   void mark(StepOp op);
@@ -184,7 +187,7 @@ class CudaModelRunner : public ModelRunner {
   std::vector<LayerCache> caches_;
 
   // Step buffers (grown on demand).
-  int cap_T_ = 0, cap_S_ = 0, cap_blocks_ = 0, cap_logits_ = 0;
+  int cap_T_ = 0, cap_blocks_ = 0, cap_logits_ = 0;
   size_t cap_scratch_ = 0;
   std::tuple<int, int, int> scratch_key_{-1, -1, -1};  // (T, max_context, cap_T_) of the last sizing
   DeviceBuffer meta_dev_;       // ids | pos | seq | logit rows | table_full | table_sliding
