@@ -2,15 +2,14 @@
 // tensor-core GEMM (backend/cuda/mma_gemm.h) on the 12B's Linear shapes — MLP gate/up 15360x3840
 // and down 3840x15360 in NVFP4, FP8 and bf16; attention q/k/o shapes 4096x3840, 2048x3840,
 // 3840x4096, 8192x3840, 3840x8192 in bf16 — at M = 16, 32, 64, 128 (decode batches) and 2048
-// (prefill), each next to the path above the crossover: dequantize to a bf16 scratch
-// (dequant_weight_to_bf16) + cuBLAS for the quantized formats, plain cuBLAS for bf16 (the
-// crossover in mma_gemm_preferred comes from these); and the dequantization alone, the old
-// kernels.h one next to dequant_weight_to_bf16.
+// (prefill), each next to the path above the crossover: dequantize to a bf16 scratch (kernels.h)
+// + cuBLAS for the quantized formats, plain cuBLAS for bf16 (the crossover in mma_gemm_preferred
+// comes from these).
 //
 // Bounds: bytes = W as stored (+ NVFP4 block scales) + x bf16 + y fp32 once; FLOPs = 2·M·N·K.
 // Weights rotate over copies in a random pool of >= 4x the L2, so every launch reads W from
 // DRAM; x (<= 4 MB for decode) stays in L2 as it does in a decode step. Case names end in the
-// tiling "MTxNTxSTAGES/SPLITS" (mma_gemm.h); "try" lines sweep every compiled tiling on the main
+// tiling "MTxNTxSTAGES/SPLITS rSUBwWARPS" (mma_gemm.h); "try" lines sweep every compiled tiling on the main
 // NVFP4/FP8/bf16 shapes at M = 16 and 64.
 #ifdef QUENCH_HAVE_CUDA
 #include <cublas_v2.h>
@@ -62,7 +61,7 @@ struct Shape {
 bool sweep(const Shape& s, int M) {
   if (M != 16 && M != 64) return false;
   return (s.format == WeightFormat::kNVFP4 && s.K == 3840) || (s.format == WeightFormat::kNVFP4 && s.N == 3840) ||
-         (s.format == WeightFormat::kBF16 && s.N == 4096 && s.K == 3840) ||
+         (s.format == WeightFormat::kBF16 && s.K == 3840 && (s.N == 4096 || s.N == 15360)) ||
          (s.format == WeightFormat::kFP8 && s.N == 15360);
 }
 
@@ -110,26 +109,6 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
       const uint8_t* base = pool.get<uint8_t>() + c * stride;
       return cuda::GemmWeight{s.format, s.N, s.K, base, sc_bytes ? base + w_bytes : nullptr, 0.01f};
     };
-    if (s.format != WeightFormat::kBF16) {  // the dequantization alone: before (kernels.h) and now
-      const double bytes = static_cast<double>(w_bytes + sc_bytes + nk * 2);
-      size_t k = 0;
-      const double old_us = median_kernel_us(
-          [&] {
-            const cuda::GemmWeight w = weight(k++ % n_copies);
-            const uint8_t* data = static_cast<const uint8_t*>(w.data);
-            if (s.format == WeightFormat::kFP8)
-              cuda::dequant_fp8_to_bf16(data, w.scale, s.N, s.K, deq.get<bf16>(), env.stream);
-            else
-              cuda::dequant_nvfp4_to_bf16(data, w.block_scales, w.scale, s.N, s.K, deq.get<bf16>(), env.stream);
-          },
-          env);
-      k = 0;
-      const double new_us = median_kernel_us(
-          [&] { cuda::dequant_weight_to_bf16(weight(k++ % n_copies), deq.get<bf16>(), env.stream); }, env);
-      const std::string shape = fmt::format("{} N={} K={}", format_name(s.format), s.N, s.K);
-      out.push_back({"gemm", shape + " dequant (kernels.h)", bytes, 0, old_us});
-      out.push_back({"gemm", shape + " dequant (mma_gemm)", bytes, 0, new_us});
-    }
     for (const int M : Ms) {
       const double bytes = static_cast<double>(w_bytes + sc_bytes) + 2.0 * M * s.K + 4.0 * M * s.N;
       const double flops = 2.0 * M * static_cast<double>(nk);
@@ -142,7 +121,7 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
           },
           env);
       const cuda::MmaGemmTiling t = cuda::mma_gemm_tiling(weight(0), M);
-      out.push_back({"gemm", shape + fmt::format(" mma {}x{}x{}/{}", t.mt, t.nt, t.stages, t.splits), bytes, flops,
+      out.push_back({"gemm", shape + fmt::format(" mma {}x{}x{}/{} r{}w{}", t.mt, t.nt, t.stages, t.splits, t.sub, t.warps), bytes, flops,
                      mma_us});
       if (sweep(s, M)) {  // every compiled tiling, automatic split count
         for (const cuda::MmaGemmTiling& v : cuda::mma_gemm_tilings()) {
@@ -155,7 +134,7 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
                                env.stream);
               },
               env);
-          out.push_back({"gemm", shape + fmt::format(" try {}x{}x{}/{}", v.mt, v.nt, v.stages, splits), bytes,
+          out.push_back({"gemm", shape + fmt::format(" try {}x{}x{}/{} r{}w{}", v.mt, v.nt, v.stages, splits, v.sub, v.warps), bytes,
                          flops, us});
         }
       }
@@ -168,8 +147,10 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
               cublas_bf16(static_cast<const bf16*>(w.data), s.N, s.K, M);
               return;
             }
-            (void)data;
-            cuda::dequant_weight_to_bf16(w, deq.get<bf16>(), env.stream);
+            if (s.format == WeightFormat::kFP8)
+              cuda::dequant_fp8_to_bf16(data, w.scale, s.N, s.K, deq.get<bf16>(), env.stream);
+            else
+              cuda::dequant_nvfp4_to_bf16(data, w.block_scales, w.scale, s.N, s.K, deq.get<bf16>(), env.stream);
             cublas_bf16(deq.get<bf16>(), s.N, s.K, M);
           },
           env);

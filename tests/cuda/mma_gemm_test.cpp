@@ -168,7 +168,8 @@ TEST(MmaGemm, EveryTilingMatchesReference) {
       for (int splits : {1, 3, 9}) {  // 3: reduced in a cluster; 9: partials + reduction kernel
         t.splits = splits;
         SCOPED_TRACE(::testing::Message() << weight_format_name(f) << " mt=" << t.mt << " nt=" << t.nt
-                                        << " stages=" << t.stages << " splits=" << splits);
+                                        << " stages=" << t.stages << " sub=" << t.sub << " warps=" << t.warps
+                                        << " splits=" << splits);
         cuda::DeviceBuffer dy(static_cast<size_t>(M) * N * 4);
         cuda::DeviceBuffer ws(std::max<size_t>(cuda::mma_gemm_workspace_bytes(w.view, M, t), 16));
         testing::poison(dy);
@@ -232,26 +233,6 @@ TEST(MmaGemm, MultiRejectsMixedK) {
   EXPECT_THROW(cuda::mma_gemm_multi(w, y, 2, reinterpret_cast<const cuda::bf16*>(uintptr_t{256}), 16, nullptr, 0,
                                     nullptr),
                InvalidArgument);
-}
-
-// The prefill path's dequantization (above the crossover): bf16(w) must equal the CPU's exact
-// fp32 value rounded once, for every element; odd block counts and odd shapes included.
-TEST(MmaGemm, DequantWeightToBf16IsExact) {
-  QUENCH_SKIP_WITHOUT_GPU();
-  for (WeightFormat f : {WeightFormat::kFP8, WeightFormat::kNVFP4})
-    for (auto [N, K] : {std::pair{3, 208}, {300, 1040}, {1537, 3840}}) {
-      SCOPED_TRACE(::testing::Message() << weight_format_name(f) << " N=" << N << " K=" << K);
-      std::mt19937 rng(77 + N + K + static_cast<int>(f));
-      TestWeight w = make_weight(f, N, K, rng);
-      cuda::DeviceBuffer out(static_cast<size_t>(N) * K * 2);
-      testing::poison(out);
-      cuda::dequant_weight_to_bf16(w.view, out.get<cuda::bf16>(), nullptr);
-      QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
-      auto wb = testing::to_host<uint16_t>(out, static_cast<size_t>(N) * K);
-      size_t bad = 0;
-      for (size_t i = 0; i < wb.size(); ++i) bad += wb[i] != f32_to_bf16(w.values[i]);
-      EXPECT_EQ(bad, 0u);
-    }
 }
 
 TEST(MmaGemm, RejectsKNotMultipleOf16) {

@@ -37,20 +37,25 @@ namespace {
 
 enum class Fmt { kBf16, kFp8, kFp4 };
 
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * 32;
-
-/// Shared-memory layout of one pipeline stage and the chunk geometry of a kernel variant.
-template <Fmt F, int MT, int NT>
+/// Shared-memory layout of one pipeline stage and the chunk geometry of a kernel variant:
+/// WARPS warps per block, MT tiles of 16 W rows per warp, NT tiles of 8 tokens per block, and
+/// chunks of SUB × 64 contiguous bytes per W row (longer runs per row keep DRAM pages open).
+template <Fmt F_, int MT_, int NT_, int SUB_, int WARPS_>
 struct Tile {
-  static constexpr int KC = F == Fmt::kFp4 ? 128 : F == Fmt::kFp8 ? 64 : 32;  ///< k per chunk
-  static constexpr int U = KC / 32;            ///< 16-byte x units per thread per token (= k steps / 2)
+  static constexpr Fmt F = F_;
+  static constexpr int MT = MT_, NT = NT_, SUB = SUB_;
+  static constexpr int kWarps = WARPS_, kThreads = WARPS_ * 32;
+  static constexpr int KS = F == Fmt::kFp4 ? 128 : F == Fmt::kFp8 ? 64 : 32;  ///< k per 64-byte sub-chunk
+  static constexpr int KC = KS * SUB;          ///< k per chunk
+  static constexpr int U = KS / 32;            ///< 16-byte x units per thread per token per sub-chunk
   static constexpr int BR = kWarps * MT * 16;  ///< W rows per block
   static constexpr int BT = NT * 8;            ///< tokens per block
-  static constexpr int kWBytes = BR * 64;
-  static constexpr int kScBytes = F == Fmt::kFp4 ? BR * 8 : 0;
-  /// Row stride of x in shared memory: lanes g and g+1 of one 128-bit load land 64 bytes apart.
-  static constexpr int kXStride = U * 64 + (U == 1 ? 0 : 64);
+  static constexpr int kWBytes = BR * 64 * SUB;
+  static constexpr int kScBytes = F == Fmt::kFp4 ? BR * 8 * SUB : 0;
+  /// Row stride of x in shared memory: lanes g and g+1 of one 128-bit load land 64 bytes apart
+  /// (mod 128), so the 8 lanes of a load phase hit distinct banks.
+  static constexpr int kXRow = U * 64 * SUB;
+  static constexpr int kXStride = kXRow + (kXRow % 128 == 0 ? 64 : 0);
   static constexpr int kXBytes = BT * kXStride;
   static constexpr int kStage = kWBytes + kScBytes + kXBytes;
   static constexpr int kRedBytes = kThreads * MT * NT * 16;  ///< accumulators for the cluster reduce
@@ -133,77 +138,88 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
 
 // ---- one chunk: global -> shared ----------------------------------------------------------
 
-template <Fmt F, int MT, int NT>
+template <class T>
 __device__ __forceinline__ void load_chunk(const Params& p, const Job& jb, uint8_t* st, int chunk, int row0,
                                            int tok0) {
-  using T = Tile<F, MT, NT>;
+  constexpr int MT = T::MT, SUB = T::SUB;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
-  // W: each lane its own 16 bytes of rows g and g+8 of each of its tiles.
+  // W: each lane its own 16 bytes of rows g and g+8 of each of its tiles, per 64-byte sub-chunk;
+  // a row's SUB sub-chunks are contiguous in memory.
 #pragma unroll
-  for (int mt = 0; mt < MT; ++mt) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int row = min(row0 + (warp * MT + mt) * 16 + h * 8 + g, jb.N - 1);
-      const int off = chunk * 64 + tig * 16;
-      const int valid = max(0, min(16, p.row_bytes - off));
-      const uint8_t* src = jb.w + static_cast<size_t>(row) * p.row_bytes + off;
-      uint8_t* dst = st + ((warp * MT + mt) * 2 + h) * 512 + lane * 16;
-      if (p.w_aligned16) {
-        cp_async16(dst, valid ? src : jb.w, valid);
-      } else {  // NVFP4 with K % 32 != 0: rows are 8-byte aligned
-        const int v0 = min(valid, 8), v1 = max(0, valid - 8);
-        cp_async8(dst, v0 ? src : jb.w, v0);
-        cp_async8(dst + 8, v1 ? src + 8 : jb.w, v1);
-      }
-    }
-  }
-  if constexpr (F == Fmt::kFp4) {
-    // Block scales: 16 rows × 8 bytes per tile; lane copies 4 bytes of row lane/2.
-    const int sc_row = p.K / 16;
+  for (int sub = 0; sub < SUB; ++sub)
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
-      const int r = lane / 2, half = lane % 2;
-      const int row = min(row0 + (warp * MT + mt) * 16 + r, jb.N - 1);
-      const int off = chunk * 8 + half * 4;
-      const uint8_t* src = jb.sc + static_cast<size_t>(row) * sc_row + off;
-      uint8_t* dst = st + T::kWBytes + ((warp * MT + mt) * 16 + r) * 8 + half * 4;
-      if (p.sc_aligned4) {
-        const int valid = max(0, min(4, sc_row - off));
-        cp_async4(dst, valid ? src : jb.sc, valid);
-      } else {
-        uint32_t v = 0;
 #pragma unroll
-        for (int b = 0; b < 4; ++b)
-          if (off + b < sc_row) v |= static_cast<uint32_t>(src[b]) << (8 * b);
-        *reinterpret_cast<uint32_t*>(dst) = v;
+      for (int h = 0; h < 2; ++h) {
+        const int row = min(row0 + (warp * MT + mt) * 16 + h * 8 + g, jb.N - 1);
+        const int off = (chunk * SUB + sub) * 64 + tig * 16;
+        const int valid = max(0, min(16, p.row_bytes - off));
+        const uint8_t* src = jb.w + static_cast<size_t>(row) * p.row_bytes + off;
+        uint8_t* dst = st + (((sub * T::kWarps + warp) * MT + mt) * 2 + h) * 512 + lane * 16;
+        if (p.w_aligned16) {
+          cp_async16(dst, valid ? src : jb.w, valid);
+        } else {  // NVFP4 with K % 32 != 0: rows are 8-byte aligned
+          const int v0 = min(valid, 8), v1 = max(0, valid - 8);
+          cp_async8(dst, v0 ? src : jb.w, v0);
+          cp_async8(dst + 8, v1 ? src + 8 : jb.w, v1);
+        }
       }
     }
-  }
-  // x: BT tokens × 4U units of 16 bytes; unit u of a token goes to slot (u % U) * 4 + u / U.
-  uint8_t* xs = st + T::kWBytes + T::kScBytes;
-  constexpr int kUnits = T::BT * 4 * T::U;
+  if constexpr (T::F == Fmt::kFp4) {
+    // Block scales: 16 rows × 8·SUB bytes per tile; lane copies 4-byte pieces of row lane/2.
+    const int sc_row = p.K / 16;
 #pragma unroll
-  for (int i = threadIdx.x; i < kUnits; i += kThreads) {
-    const int t = i / (4 * T::U), u = i % (4 * T::U);
+    for (int piece = 0; piece < SUB; ++piece)
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        const int r = lane / 2, part = piece * 2 + lane % 2;
+        const int row = min(row0 + (warp * MT + mt) * 16 + r, jb.N - 1);
+        const int off = chunk * 8 * SUB + part * 4;
+        const uint8_t* src = jb.sc + static_cast<size_t>(row) * sc_row + off;
+        uint8_t* dst = st + T::kWBytes + ((warp * MT + mt) * 16 + r) * 8 * SUB + part * 4;
+        if (p.sc_aligned4) {
+          const int valid = max(0, min(4, sc_row - off));
+          cp_async4(dst, valid ? src : jb.sc, valid);
+        } else {
+          uint32_t v = 0;
+#pragma unroll
+          for (int b = 0; b < 4; ++b)
+            if (off + b < sc_row) v |= static_cast<uint32_t>(src[b]) << (8 * b);
+          *reinterpret_cast<uint32_t*>(dst) = v;
+        }
+      }
+  }
+  // x: BT tokens × 4U·SUB units of 16 bytes; unit u of a token (sub-chunk u / 4U, unit ul within)
+  // goes to slot (u / 4U) * 4U + (ul % U) * 4 + ul / U.
+  uint8_t* xs = st + T::kWBytes + T::kScBytes;
+  constexpr int kPerTok = 4 * T::U * SUB;
+  constexpr int kUnits = T::BT * kPerTok;
+#pragma unroll
+  for (int i = threadIdx.x; i < kUnits; i += T::kThreads) {
+    const int t = i / kPerTok, u = i % kPerTok;
+    const int sub = u / (4 * T::U), ul = u % (4 * T::U);
     const int tok = tok0 + t, k = chunk * T::KC + u * 8;
     const bool ok = tok < p.M && k < p.K;
     const bf16* src = ok ? p.x + static_cast<size_t>(tok) * p.K + k : p.x;
-    cp_async16(xs + t * T::kXStride + ((u % T::U) * 4 + u / T::U) * 16, src, ok ? 16 : 0);
+    cp_async16(xs + t * T::kXStride + (sub * 4 * T::U + (ul % T::U) * 4 + ul / T::U) * 16, src, ok ? 16 : 0);
   }
 }
 
 // ---- one chunk: shared -> tensor cores ----------------------------------------------------
 
-template <Fmt F, int MT, int NT>
-__device__ __forceinline__ void compute_chunk(const uint8_t* st, float (&acc)[MT][NT][4]) {
-  using T = Tile<F, MT, NT>;
+/// One 64-byte sub-chunk of every W row of the warp's tiles times the block's x tokens.
+template <class T>
+__device__ __forceinline__ void compute_sub(const uint8_t* st, int sub, float (&acc)[T::MT][T::NT][4]) {
+  constexpr Fmt F = T::F;
+  constexpr int MT = T::MT, NT = T::NT;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
   uint4 wv[MT][2];
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int h = 0; h < 2; ++h)
-      wv[mt][h] = *reinterpret_cast<const uint4*>(st + ((warp * MT + mt) * 2 + h) * 512 + lane * 16);
+      wv[mt][h] = *reinterpret_cast<const uint4*>(st + (((sub * T::kWarps + warp) * MT + mt) * 2 + h) * 512 +
+                                                  lane * 16);
 
   // NVFP4: scales of blocks 2tig, 2tig+1 of rows g, g+8 as bf16 pairs {s·2^118, s·2^118}.
   uint32_t sc[MT][2][2];
@@ -212,8 +228,8 @@ __device__ __forceinline__ void compute_chunk(const uint8_t* st, float (&acc)[MT
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const uint16_t s2 =
-            *reinterpret_cast<const uint16_t*>(st + T::kWBytes + ((warp * MT + mt) * 16 + g + 8 * h) * 8 + tig * 2);
+        const uint16_t s2 = *reinterpret_cast<const uint16_t*>(
+            st + T::kWBytes + ((warp * MT + mt) * 16 + g + 8 * h) * 8 * T::SUB + sub * 8 + tig * 2);
         const __half2_raw hr = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(s2), __NV_E4M3);
         const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&hr));
         const __nv_bfloat162 b0 = __float2bfloat162_rn(f.x * 0x1p118f);
@@ -231,7 +247,8 @@ __device__ __forceinline__ void compute_chunk(const uint8_t* st, float (&acc)[MT
     uint32_t b[NT][2][2];
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
-      const uint4 xv = *reinterpret_cast<const uint4*>(xs + (8 * j + g) * T::kXStride + (q * 4 + tig) * 16);
+      const uint4 xv = *reinterpret_cast<const uint4*>(xs + (8 * j + g) * T::kXStride +
+                                                       (sub * 4 * T::U + q * 4 + tig) * 16);
       if constexpr (F == Fmt::kFp4) {  // A pairs {k, k+4}: x pairs (0,4),(1,5) | (2,6),(3,7)
         b[j][0][0] = prmt(xv.x, xv.z, 0x5410);
         b[j][0][1] = prmt(xv.x, xv.z, 0x7632);
@@ -290,11 +307,18 @@ __device__ __forceinline__ void compute_chunk(const uint8_t* st, float (&acc)[MT
   }
 }
 
+template <class T>
+__device__ __forceinline__ void compute_chunk(const uint8_t* st, float (&acc)[T::MT][T::NT][4]) {
+#pragma unroll
+  for (int sub = 0; sub < T::SUB; ++sub) compute_sub<T>(st, sub, acc);
+}
+
 // ---- the kernel ---------------------------------------------------------------------------
 
-template <Fmt F, int MT, int NT, int S>
-__global__ void __launch_bounds__(kThreads) mma_gemm_kernel(const Params p) {
-  using T = Tile<F, MT, NT>;
+template <class T, int S>
+__global__ void __launch_bounds__(T::kThreads) mma_gemm_kernel(const Params p) {
+  constexpr int MT = T::MT, NT = T::NT;
+  constexpr int kThreads = T::kThreads;
   extern __shared__ __align__(16) uint8_t smem[];
   // Block order: split fastest (a thread-block cluster is `splits` consecutive blocks), then
   // token tile, then row block, so the blocks sharing W rows run together and W is fetched from
@@ -323,16 +347,16 @@ __global__ void __launch_bounds__(kThreads) mma_gemm_kernel(const Params p) {
 
 #pragma unroll
   for (int s = 0; s < S - 1; ++s) {
-    if (s < n) load_chunk<F, MT, NT>(p, jb, smem + s * T::kStage, c_begin + s, row0, tok0);
+    if (s < n) load_chunk<T>(p, jb, smem + s * T::kStage, c_begin + s, row0, tok0);
     cp_async_commit();
   }
   for (int i = 0; i < n; ++i) {
     cp_async_wait<S - 2>();
     __syncthreads();  // chunk i visible to all; everyone is done with chunk i-1's stage
     const int next = i + S - 1;
-    if (next < n) load_chunk<F, MT, NT>(p, jb, smem + (next % S) * T::kStage, c_begin + next, row0, tok0);
+    if (next < n) load_chunk<T>(p, jb, smem + (next % S) * T::kStage, c_begin + next, row0, tok0);
     cp_async_commit();
-    compute_chunk<F, MT, NT>(smem + (i % S) * T::kStage, acc);
+    compute_chunk<T>(smem + (i % S) * T::kStage, acc);
   }
   cp_async_wait<0>();
 
@@ -404,12 +428,13 @@ __global__ void splitk_reduce_kernel(const float* __restrict__ partial, int spli
 
 // ---- planning and dispatch ----------------------------------------------------------------
 
-/// The compiled kernel variants (MT row tiles per warp, NT token tiles of 8, S stages).
+/// The compiled kernel variants: MT row tiles per warp, NT token tiles of 8, S stages, SUB
+/// 64-byte sub-chunks per row per chunk, WARPS warps per block.
 struct Variant {
-  int mt, nt, stages;
+  int mt, nt, stages, sub, warps;
 };
-constexpr Variant kVariants[] = {{4, 2, 4}, {2, 2, 4}, {8, 2, 4}, {4, 4, 4},
-                                 {2, 4, 4}, {2, 8, 3}, {4, 8, 3}, {2, 8, 4}};
+constexpr Variant kVariants[] = {{1, 2, 4, 2, 8}, {1, 2, 4, 4, 8}, {4, 2, 4, 1, 4}, {2, 2, 3, 4, 4},
+                                 {1, 4, 4, 2, 8}, {2, 8, 3, 1, 4}, {1, 8, 3, 2, 8}, {1, 4, 3, 4, 8}};
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
 /// Split-K parts reduced inside one thread-block cluster at most (the portable cluster size).
@@ -432,7 +457,8 @@ int sm_count() {
   return n;
 }
 
-int k_per_chunk(WeightFormat f) { return f == WeightFormat::kNVFP4 ? 128 : f == WeightFormat::kFP8 ? 64 : 32; }
+/// k per 64-byte sub-chunk of a W row.
+int k_per_sub(WeightFormat f) { return f == WeightFormat::kNVFP4 ? 128 : f == WeightFormat::kFP8 ? 64 : 32; }
 
 /// Sum of the row blocks of `n` weights for row tiles of `br` rows.
 long long total_row_blocks(const GemmWeight* W, int n, int br) {
@@ -441,12 +467,13 @@ long long total_row_blocks(const GemmWeight* W, int n, int br) {
   return rb;
 }
 
-/// Default variant by M (the fewest token tiles of 8 that hold M, up to 64 per block) and N:
-/// 4 W tiles per warp unless that leaves fewer than one block per SM even split 8 ways along K.
+/// Default variant by M: the fewest token tiles of 8 that hold M (up to 64 per block), 8 warps of
+/// one row tile each, 128-byte runs per W row. (H200 run 1: 64-byte runs per row reached only
+/// ~2 TB/s even for bf16 W, where no dequantization limits; these defaults are run 2's guess.)
 int default_variant(const GemmWeight* W, int n, int M) {
-  if (M > 32) return 5;
-  const int wide = M <= 16 ? 0 : 3, narrow = M <= 16 ? 1 : 4;
-  return total_row_blocks(W, n, 256) * kMaxClusterSplits >= sm_count() ? wide : narrow;
+  (void)W;
+  (void)n;
+  return M <= 16 ? 0 : M <= 32 ? 4 : 6;
 }
 
 /// Grid of a call. `splits` > 0 forces the split count along K; 0 doubles it until the grid has
@@ -457,10 +484,11 @@ Plan make_plan(const GemmWeight* W, int n, int M, int variant, int splits) {
   Plan pl;
   pl.variant = variant;
   const Variant& v = kVariants[variant];
-  const int br = kWarps * v.mt * 16;
+  const int br = v.warps * v.mt * 16;
   pl.row_blocks = static_cast<int>(total_row_blocks(W, n, br));
   pl.token_tiles = (M + v.nt * 8 - 1) / (v.nt * 8);
-  pl.nchunks = (W[0].K + k_per_chunk(W[0].format) - 1) / k_per_chunk(W[0].format);
+  const int kc = k_per_sub(W[0].format) * v.sub;
+  pl.nchunks = (W[0].K + kc - 1) / kc;
   if (splits > 0) {
     pl.splits = std::min(splits, pl.nchunks);
   } else {
@@ -479,15 +507,20 @@ Plan make_plan(const GemmWeight* W, int n, int M, int variant, int splits) {
 
 int find_variant(const MmaGemmTiling& t) {
   for (int i = 0; i < kNumVariants; ++i)
-    if (kVariants[i].mt == t.mt && kVariants[i].nt == t.nt && kVariants[i].stages == t.stages) return i;
+    if (kVariants[i].mt == t.mt && kVariants[i].nt == t.nt && kVariants[i].stages == t.stages &&
+        kVariants[i].sub == t.sub && kVariants[i].warps == t.warps)
+      return i;
   throw InvalidArgument("mma_gemm: no compiled variant with mt=" + std::to_string(t.mt) + " nt=" +
-                        std::to_string(t.nt) + " stages=" + std::to_string(t.stages) + " (see mma_gemm_tilings)");
+                        std::to_string(t.nt) + " stages=" + std::to_string(t.stages) + " sub=" +
+                        std::to_string(t.sub) + " warps=" + std::to_string(t.warps) + " (see mma_gemm_tilings)");
 }
 
-template <Fmt F, int MT, int NT, int S>
+template <Fmt F, int MT, int NT, int S, int SUB, int WARPS>
 void launch_variant(const Params& p, const Plan& pl, cudaStream_t stream) {
-  constexpr int smem = Tile<F, MT, NT>::template smem<S>();
-  auto* kernel = mma_gemm_kernel<F, MT, NT, S>;
+  using T = Tile<F, MT, NT, SUB, WARPS>;
+  constexpr int smem = T::template smem<S>();
+  static_assert(smem <= 227 * 1024, "shared memory of a variant exceeds the sm_90 limit");
+  auto* kernel = mma_gemm_kernel<T, S>;
   static std::once_flag once;
   std::call_once(once, [kernel] {
     QUENCH_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -495,7 +528,7 @@ void launch_variant(const Params& p, const Plan& pl, cudaStream_t stream) {
   const long long blocks = static_cast<long long>(pl.row_blocks) * pl.token_tiles * pl.splits;
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(static_cast<unsigned>(blocks));
-  cfg.blockDim = dim3(kThreads);
+  cfg.blockDim = dim3(T::kThreads);
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cudaLaunchAttribute attr[1];
@@ -512,14 +545,14 @@ template <Fmt F>
 void launch_format(const Params& p, const Plan& pl, cudaStream_t stream) {
   static_assert(kNumVariants == 8, "one case per entry of kVariants");
   switch (pl.variant) {
-    case 0: launch_variant<F, 4, 2, 4>(p, pl, stream); break;
-    case 1: launch_variant<F, 2, 2, 4>(p, pl, stream); break;
-    case 2: launch_variant<F, 8, 2, 4>(p, pl, stream); break;
-    case 3: launch_variant<F, 4, 4, 4>(p, pl, stream); break;
-    case 4: launch_variant<F, 2, 4, 4>(p, pl, stream); break;
-    case 5: launch_variant<F, 2, 8, 3>(p, pl, stream); break;
-    case 6: launch_variant<F, 4, 8, 3>(p, pl, stream); break;
-    default: launch_variant<F, 2, 8, 4>(p, pl, stream); break;
+    case 0: launch_variant<F, 1, 2, 4, 2, 8>(p, pl, stream); break;
+    case 1: launch_variant<F, 1, 2, 4, 4, 8>(p, pl, stream); break;
+    case 2: launch_variant<F, 4, 2, 4, 1, 4>(p, pl, stream); break;
+    case 3: launch_variant<F, 2, 2, 3, 4, 4>(p, pl, stream); break;
+    case 4: launch_variant<F, 1, 4, 4, 2, 8>(p, pl, stream); break;
+    case 5: launch_variant<F, 2, 8, 3, 1, 4>(p, pl, stream); break;
+    case 6: launch_variant<F, 1, 8, 3, 2, 8>(p, pl, stream); break;
+    default: launch_variant<F, 1, 4, 3, 4, 8>(p, pl, stream); break;
   }
 }
 
@@ -549,7 +582,7 @@ void run_plan(const GemmWeight* W, float* const* y, int n, const Plan& pl, const
     throw InvalidArgument("mma_gemm: workspace of " + std::to_string(workspace_bytes) + " bytes, needs " +
                           std::to_string(pl.workspace) + " (mma_gemm_workspace_bytes)");
   const WeightFormat f = W[0].format;
-  const int br = kWarps * kVariants[pl.variant].mt * 16;
+  const int br = kVariants[pl.variant].warps * kVariants[pl.variant].mt * 16;
   Params p{};
   p.njobs = n;
   p.x = x;
@@ -600,13 +633,14 @@ GemmWeight gemm_weight(const DeviceLinear& W) {
 
 std::vector<MmaGemmTiling> mma_gemm_tilings() {
   std::vector<MmaGemmTiling> out;
-  for (const Variant& v : kVariants) out.push_back({v.mt, v.nt, v.stages, 0});
+  for (const Variant& v : kVariants) out.push_back({v.mt, v.nt, v.stages, 0, v.sub, v.warps});
   return out;
 }
 
 MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M) {
   const int v = default_variant(&W, 1, M);
-  return {kVariants[v].mt, kVariants[v].nt, kVariants[v].stages, make_plan(&W, 1, M, v, 0).splits};
+  const Variant& k = kVariants[v];
+  return {k.mt, k.nt, k.stages, make_plan(&W, 1, M, v, 0).splits, k.sub, k.warps};
 }
 
 MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M, const MmaGemmTiling& t) {
@@ -628,12 +662,19 @@ size_t mma_gemm_multi_workspace_bytes(const GemmWeight* W, int n, int M) {
   return make_plan(W, n, M, default_variant(W, n, M), 0).workspace;
 }
 
-// Crossover (first version, before the H200 measurements): quantized weights through this kernel
-// up to M = 512 (dequantize + cuBLAS pays a full bf16 copy of W per call); bf16 weights up to
-// M = 64, where cuBLAS on the stored weight costs no extra pass.
+// Crossover from the H200 bench-kernels run 1 (group "gemm", times incl. ~5 us launch latency):
+// NVFP4 15360x3840 M=128: 111 us here vs 127 us dequantize + cuBLAS, M=2048: 1233 vs 411 us;
+// FP8 M=64: 69 vs 108 us, M=128: 116 vs 108 us; bf16: cuBLAS on the stored weight was as fast
+// or faster at every M (15360x3840 M=16: 39 vs 59 us). So NVFP4 up to M = 128 (all decode
+// batches), FP8 up to 64, bf16 never.
 bool mma_gemm_preferred(const GemmWeight& W, int M) {
   if (W.K % 16 || M <= 0) return false;
-  return W.format == WeightFormat::kBF16 ? M <= 64 : M <= 512;
+  switch (W.format) {
+    case WeightFormat::kNVFP4: return M <= 128;
+    case WeightFormat::kFP8: return M <= 64;
+    case WeightFormat::kBF16: return false;
+  }
+  return false;
 }
 bool mma_gemm_preferred(const DeviceLinear& W, int M) { return mma_gemm_preferred(gemm_weight(W), M); }
 

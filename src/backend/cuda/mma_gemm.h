@@ -63,11 +63,12 @@ void mma_gemm(const GemmWeight& W, const bf16* x, int M, float* y, void* workspa
 void mma_gemm(const DeviceLinear& W, const bf16* x, int M, float* y, void* workspace, size_t workspace_bytes,
               cudaStream_t stream);
 
-/// One kernel configuration: `mt` tiles of 16 W rows per warp (4 warps per block), `nt` tiles of
-/// 8 tokens per block, `stages` cp.async pipeline stages, `splits` parts along K (0 = automatic).
-/// For tuning sweeps (bench-kernels "gemm") and tests; mma_gemm picks its own by M.
+/// One kernel configuration: `mt` tiles of 16 W rows per warp, `nt` tiles of 8 tokens per block,
+/// `stages` cp.async pipeline stages, `splits` parts along K (0 = automatic), `sub` 64-byte pieces
+/// of each W row per chunk, `warps` per block. For tuning sweeps (bench-kernels "gemm") and
+/// tests; mma_gemm picks its own by M.
 struct MmaGemmTiling {
-  int mt = 0, nt = 0, stages = 0, splits = 0;
+  int mt = 0, nt = 0, stages = 0, splits = 0, sub = 1, warps = 4;
 };
 /// The compiled configurations (splits = 0).
 std::vector<MmaGemmTiling> mma_gemm_tilings();
@@ -91,11 +92,5 @@ void mma_gemm_multi(const GemmWeight* W, float* const* y, int n, const bf16* x, 
                     size_t workspace_bytes, cudaStream_t stream);
 /// Workspace of mma_gemm_multi (0 with the default tilings).
 size_t mma_gemm_multi_workspace_bytes(const GemmWeight* W, int n, int M);
-
-/// FP8 or NVFP4 W -> out bf16 [N, K] (16-byte aligned), for the dequantize + cuBLAS path above the
-/// crossover: coalesced 16-byte loads and stores (mma_gemm_dequant.cu). Values are the fp32 values
-/// of io/dequant.h rounded once to bf16. Throws InvalidArgument for bf16 W, K % 16 != 0 or
-/// misaligned pointers.
-void dequant_weight_to_bf16(const GemmWeight& W, bf16* out, cudaStream_t stream);
 
 }  // namespace quench::cuda
