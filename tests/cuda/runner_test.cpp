@@ -294,5 +294,35 @@ TEST(CudaRunner, ProgrammaticDependentLaunchGivesIdenticalLogits) {
   EXPECT_EQ(std::memcmp(off.data(), on.data(), off.size() * sizeof(float)), 0);
 }
 
+/// With room for 2 graphs, cycling through 3 bucket layouts evicts the least recently used graph
+/// and captures it again later; replayed and recaptured steps still equal eager exact batches.
+TEST(CudaRunner, GraphLruEvictionKeepsResultsEqual) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  const fs::path dir = golden("tiny-bf16");
+  if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "golden fixture missing: " << dir;
+  std::shared_ptr<const Model> model = Model::load(dir);
+  const int V = model->config().vocab_size, n_seqs = 6;
+  std::mt19937 rng(31);
+  Seqs s = make_seqs(n_seqs, 48, 4, V, rng);
+  KvCacheConfig kv;
+  kv.block_size = 4;
+  kv.num_blocks_full = kv.num_blocks_sliding = n_seqs * 12;
+  cuda::CudaModelRunner graphed(model, kv), eager(model, kv);
+  eager.set_use_cuda_graphs(false);
+  graphed.set_max_graphs(2);
+  for (int i = 0; i < n_seqs; ++i) prefill({&graphed, &eager}, s, i, 4);
+  double worst = 0;
+  for (int round = 0; round < 4; ++round)
+    for (const std::vector<int>& which : {std::vector<int>{0}, std::vector<int>{1, 2, 3}, std::vector<int>{0, 4, 5, 1, 2}}) {
+      const std::vector<float> g = decode(graphed, s, which), e = decode(eager, s, which);
+      worst = std::max(worst, testing::rel_l2(g.data(), e.data(), g.size()));
+      for (int i : which) ++s.pos[i];
+      EXPECT_LE(graphed.num_captured_graphs(), 2u);
+    }
+  // Buckets 1, 4, 8 cycled with room for 2: every round after the first recaptures.
+  EXPECT_GT(graphed.num_graph_captures(), 3u);
+  EXPECT_LT(worst, 1e-5);
+}
+
 }  // namespace
 }  // namespace quench

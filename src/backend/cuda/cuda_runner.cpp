@@ -429,7 +429,7 @@ int CudaModelRunner::run_step(std::span<const SeqStep> batch, StepOutput out) {
     return wanted;
   }
   if (it == graphs_.end()) {
-    if (graphs_.size() >= kMaxGraphs) {  // drop the least recently used
+    while (graphs_.size() >= max_graphs_) {  // drop the least recently used
       auto lru = std::min_element(graphs_.begin(), graphs_.end(),
                                   [](const auto& a, const auto& b) { return a.second.last_use < b.second.last_use; });
       cudaGraphExecDestroy(lru->second.exec);

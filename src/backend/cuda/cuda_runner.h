@@ -114,8 +114,11 @@ class CudaModelRunner : public ModelRunner {
     use_graphs_ = on;
     if (!on) clear_graphs();
   }
-  /// Graphs currently held (at most kMaxGraphs; the least recently used is dropped beyond).
+  /// Graphs currently held (at most max_graphs(); the least recently used is dropped beyond).
   size_t num_captured_graphs() const { return graphs_.size(); }
+  /// Bound on the graphs held (kMaxGraphs by default; >= 1).
+  void set_max_graphs(size_t n) { max_graphs_ = n < 1 ? 1 : n; }
+  size_t max_graphs() const { return max_graphs_; }
   /// Graph captures since construction (a capture is paid once per layout while it stays held).
   size_t num_graph_captures() const { return captures_; }
   static constexpr size_t kMaxGraphs = 64;
@@ -218,6 +221,7 @@ class CudaModelRunner : public ModelRunner {
   std::set<StepLayout> warmed_;
   uint64_t use_clock_ = 0;
   size_t captures_ = 0;
+  size_t max_graphs_ = kMaxGraphs;
   bool use_graphs_ = true;
 
   // Profiling (execute_profiled): events recorded between ops, and the op each one opens.
