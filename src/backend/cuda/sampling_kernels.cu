@@ -236,7 +236,7 @@ __device__ void sort_keys_desc(int n, Shared& sh) {
 enum class Metric { kCount, kMass };
 
 /// Level-0 histogram of the candidates of `rv` (counts and fixed-point masses).
-__device__ void level0_histogram(const RowView& rv, Shared& sh) {
+__device__ __noinline__ void level0_histogram(const RowView& rv, Shared& sh) {
   for (int b = threadIdx.x; b < kBins; b += kThreads) {
     sh.cnt[b] = 0;
     sh.mass[b] = 0;
@@ -266,7 +266,7 @@ __device__ void level0_histogram(const RowView& rv, Shared& sh) {
 /// Key of the candidate at which the running count / mass (ids by descending key) first reaches
 /// `target`, searching level-0 bin `bin` (which holds at most `bound` candidates; `target` counts
 /// from the top of that bin). Clobbers sh.cnt / sh.mass when the bin must be refined.
-__device__ u64 select_in_bin(const RowView& rv, int bin, unsigned int bound, u64 target, Metric metric, Shared& sh) {
+__device__ __noinline__ u64 select_in_bin(const RowView& rv, int bin, unsigned int bound, u64 target, Metric metric, Shared& sh) {
   bool by_bin = true;
   u64 lo = 0, hi = ~0ull;
   auto in_range = [&](float v, u64 key) { return by_bin ? level0_bin(v, rv.m) == bin : (key >= lo && key <= hi); };
@@ -357,7 +357,7 @@ __device__ __forceinline__ u64 top_p_target(float top_p, u64 total) {
 /// and the draw walks the kept ids (re-sorted by id) in shared memory: three passes over the row
 /// in all (max, histogram, gather). Returns false (nothing written) when the region is too large;
 /// the caller then takes the general path. Needs the level-0 histogram of `rv` in sh.cnt / sh.mass.
-__device__ bool draw_from_top_region(const RowView& rv, const SamplingRowParams& p, u64 n_cand,
+__device__ __noinline__ bool draw_from_top_region(const RowView& rv, const SamplingRowParams& p, u64 n_cand,
                                      SamplingRowResult* out, uint8_t* kept_mask, Shared& sh) {
   const bool k_cut = p.top_k > 0 && static_cast<u64>(p.top_k) < n_cand;
   const bool do_p = p.top_p < 1.0f;
