@@ -621,6 +621,7 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
     const int chunk = (hi - lo + 31) / 32;
     const int a = min(hi, lo + lane * chunk), b = min(hi, a + chunk);
     u64 w = 0;
+#pragma unroll 8
     for (int i = a; i < b; ++i) w += weight_at(i);
     const u64 incl = warp_inclusive_scan(w);
     const unsigned int hit = __ballot_sync(0xffffffffu, incl > tgt && w > 0);
