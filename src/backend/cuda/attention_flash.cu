@@ -543,6 +543,7 @@ size_t flash_scratch_bytes(int T, int Hq, int D, int max_context) {
 void launch_flash(const FlashPlan& pl, const bf16* q, int T, int Hq, int D, int window, TokenMeta meta,
                   BlockTables tables, const KvLayerView& cache, SplitParts parts, void* tile_ws, bf16* out,
                   cudaStream_t stream) {
+  if (pl.mw == 1 && launch_decode_gqa(pl, q, T, Hq, D, window, meta, tables, cache, parts, out, stream)) return;
   Params p{};
   p.q = q;
   p.out = out;

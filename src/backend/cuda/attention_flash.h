@@ -52,6 +52,13 @@ void launch_flash(const FlashPlan& plan, const bf16* q, int T, int Hq, int D, in
                   BlockTables tables, const KvLayerView& cache, SplitParts parts, void* tile_ws, bf16* out,
                   cudaStream_t stream);
 
+/// Decode-shaped plans (one token per tile) of layers with G = Hq / Hkv in {1, 2, 4} and head_dim
+/// 128 or 256 on CUDA cores (attention_decode.cu: K/V rows streamed into registers; a 16-row mma
+/// tile would be mostly padding). Same outputs as launch_flash; false (nothing enqueued) for
+/// other shapes.
+bool launch_decode_gqa(const FlashPlan& plan, const bf16* q, int T, int Hq, int D, int window, TokenMeta meta,
+                       BlockTables tables, const KvLayerView& cache, SplitParts parts, bf16* out, cudaStream_t stream);
+
 /// out[t, h, :] = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s over the splits whose l_s > 0
 /// (M = their largest m). parts as in SplitParts; out bf16 [T, Hq, D].
 void combine_splits(int T, int Hq, int D, int splits, SplitParts parts, bf16* out, cudaStream_t stream);

@@ -1,0 +1,284 @@
+// quench/backend/cuda/attention_decode.cu: decode-shaped paged attention (one query token per
+// block) for layers with few query heads per KV head (G <= 4: the 12B's sliding layers have 2),
+// on CUDA cores. A 16-row mma tile would be 7/8 padding there, and staging K/V through shared
+// memory caps the bytes in flight; here each warp streams whole key rows straight into registers
+// (lane l holds elements 8l..8l+7 of a 256-wide row, 16-byte loads), KB keys' K and V rows at once,
+// then: scores by warp reduction, online softmax in fp32 (base 2, scale 1.0 — §2.4 of
+// gemma4-architecture.md), acc += p * v. The 4 warps of a block take interleaved key batches of the
+// block's split and are merged through shared memory at the end. Output convention as the
+// tensor-core kernel (attention_flash.cu): bf16 out, or split partials for combine_splits.
+#include <cuda_fp8.h>
+
+#include <climits>
+#include <cmath>
+
+#include "backend/cuda/attention_flash.h"
+#include "backend/cuda/cuda_utils.h"
+
+namespace quench::cuda::detail {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kKeysPerBatch = 8;  // per warp: K and V rows in flight together
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+struct DecodeArgs {
+  const bf16* q;
+  bf16* out;
+  const int32_t* pos;
+  const int32_t* seq;
+  const int32_t* table;
+  int max_blocks;
+  const void* k;
+  const void* v;
+  float k_scale, v_scale;
+  int Hq, Hkv, window, splits, bs, bs_shift;
+  float* part_acc;
+  float* part_ml;
+};
+
+/// 8 consecutive cache elements as loaded (bf16: one 16-byte load; FP8: one 8-byte load), and
+/// their fp32 values (FP8: the codes; scales are applied to scores / outputs).
+template <typename CacheT>
+struct Raw8;
+template <>
+struct Raw8<bf16> {
+  uint4 r;
+  __device__ __forceinline__ void load(const bf16* p) { r = __ldg(reinterpret_cast<const uint4*>(p)); }
+  __device__ __forceinline__ void zero() { r = make_uint4(0, 0, 0, 0); }
+  __device__ __forceinline__ void to_float(float (&x)[8]) const {
+    const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      x[2 * i] = __uint_as_float(w[i] << 16);
+      x[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+  }
+};
+template <>
+struct Raw8<uint8_t> {
+  uint2 r;
+  __device__ __forceinline__ void load(const uint8_t* p) { r = __ldg(reinterpret_cast<const uint2*>(p)); }
+  __device__ __forceinline__ void zero() { r = make_uint2(0, 0); }
+  __device__ __forceinline__ void to_float(float (&x)[8]) const {
+    const uint32_t w[2] = {r.x, r.y};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const __nv_fp8x2_storage_t pair = static_cast<__nv_fp8x2_storage_t>((w[i / 2] >> (16 * (i % 2))) & 0xffffu);
+      const float2 f = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3)));
+      x[2 * i] = f.x;
+      x[2 * i + 1] = f.y;
+    }
+  }
+};
+
+/// Grid (Hkv, T, splits); block = kWarps warps; D = 8 * LANES (LANES <= 32 lanes hold a row).
+template <int D, int G, typename CacheT>
+__global__ void __launch_bounds__(32 * kWarps) decode_gqa_kernel(const DecodeArgs a) {
+  constexpr int LANES = D / 8;
+  static_assert(LANES <= 32 && D % 8 == 0, "row must fit a warp in 8-element chunks");
+  __shared__ float acc_s[kWarps][G][D];
+  __shared__ float ml_s[kWarps][G][2];
+  const int kvh = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const bool holder = lane < LANES;
+  const int pos = a.pos[t], sq = a.seq[t];
+  const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
+  const int span = pos - lo + 1;
+  // Same split arithmetic as the tensor-core kernel's decode tiles (32-key granules).
+  const int chunk = ((span + a.splits - 1) / a.splits + 31) / 32 * 32;
+  const int kb = lo + split * chunk, ke = min(pos + 1, kb + chunk);
+  const int32_t* tab = a.table + static_cast<size_t>(sq) * a.max_blocks;
+  const float sl2 = a.k_scale * kLog2e;
+
+  float q[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    if (holder) {
+      const uint4 r = __ldg(reinterpret_cast<const uint4*>(a.q + (static_cast<size_t>(t) * a.Hq + kvh * G + g) * D) + lane);
+      const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        q[g][2 * i] = __uint_as_float(w[i] << 16);
+        q[g][2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) q[g][i] = 0.0f;
+    }
+  }
+  float acc[G][8], m[G], l[G];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[g][i] = 0.0f;
+  }
+  const CacheT* kbase = static_cast<const CacheT*>(a.k);
+  const CacheT* vbase = static_cast<const CacheT*>(a.v);
+  for (int k0 = kb + warp * kKeysPerBatch; k0 < ke; k0 += kWarps * kKeysPerBatch) {
+    Raw8<CacheT> kr[kKeysPerBatch], vr[kKeysPerBatch];
+#pragma unroll
+    for (int j = 0; j < kKeysPerBatch; ++j) {
+      const int kp = k0 + j;
+      int blk = -1;
+      size_t off = 0;
+      if (kp < ke) {
+        const int bi = a.bs_shift >= 0 ? (kp >> a.bs_shift) : kp / a.bs;
+        blk = tab[bi];
+        off = ((static_cast<size_t>(blk) * a.bs + (kp - bi * a.bs)) * a.Hkv + kvh) * D + lane * 8;
+      }
+      if (blk >= 0 && holder) {
+        kr[j].load(kbase + off);
+        vr[j].load(vbase + off);
+      } else {
+        kr[j].zero();
+        vr[j].zero();
+      }
+    }
+    // Scores of the batch for every head (keys of -1 blocks never occur inside [lo, pos]).
+    float s[G][kKeysPerBatch];
+#pragma unroll
+    for (int j = 0; j < kKeysPerBatch; ++j) {
+      float kx[8];
+      kr[j].to_float(kx);
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        float d = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) d = fmaf(q[g][i], kx[i], d);
+        s[g][j] = d;
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+#pragma unroll
+      for (int j = 0; j < kKeysPerBatch; ++j) {
+        float d = s[g][j];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+        s[g][j] = k0 + j < ke ? d * sl2 : -INFINITY;
+      }
+    // Online softmax per head; the batch's first key is always valid, so mx is finite.
+    float alpha[G];
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float mx = m[g];
+#pragma unroll
+      for (int j = 0; j < kKeysPerBatch; ++j) mx = fmaxf(mx, s[g][j]);
+      alpha[g] = exp2f(m[g] - mx);  // m = -inf at first: 0
+      m[g] = mx;
+      float rs = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kKeysPerBatch; ++j) {
+        s[g][j] = exp2f(s[g][j] - mx);
+        rs += s[g][j];
+      }
+      l[g] = l[g] * alpha[g] + rs;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[g][i] *= alpha[g];
+    }
+#pragma unroll
+    for (int j = 0; j < kKeysPerBatch; ++j) {
+      float vx[8];
+      vr[j].to_float(vx);
+#pragma unroll
+      for (int g = 0; g < G; ++g)
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[g][i] = fmaf(s[g][j], vx[i], acc[g][i]);
+    }
+  }
+  // Merge the warps' (m, l, acc) through shared memory.
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    if (holder) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc_s[warp][g][lane * 8 + i] = acc[g][i];
+    }
+    if (lane == 0) {
+      ml_s[warp][g][0] = m[g];
+      ml_s[warp][g][1] = l[g];
+    }
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < G * D; idx += 32 * kWarps) {
+    const int g = idx / D, d = idx % D;
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w)
+      if (ml_s[w][g][1] > 0.0f) M = fmaxf(M, ml_s[w][g][0]);
+    float L = 0.0f, o = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float lw = ml_s[w][g][1];
+      if (lw > 0.0f) {
+        const float sc = exp2f(ml_s[w][g][0] - M);
+        L += sc * lw;
+        o += sc * acc_s[w][g][d];
+      }
+    }
+    const size_t th = static_cast<size_t>(t) * a.Hq + kvh * G + g;
+    if (a.splits == 1) {
+      a.out[th * D + d] = __float2bfloat16(L > 0.0f ? o * a.v_scale / L : 0.0f);
+    } else {
+      const size_t prow = th * a.splits + split;
+      if (L > 0.0f) a.part_acc[prow * D + d] = o * a.v_scale;
+      if (d == 0) {
+        a.part_ml[prow * 2] = L > 0.0f ? M * kLn2 : -INFINITY;
+        a.part_ml[prow * 2 + 1] = L;
+      }
+    }
+  }
+}
+
+template <int D, int G>
+void launch_dg(const DecodeArgs& a, bool fp8, dim3 grid, cudaStream_t stream) {
+  if (fp8) decode_gqa_kernel<D, G, uint8_t><<<grid, 32 * kWarps, 0, stream>>>(a);
+  else decode_gqa_kernel<D, G, bf16><<<grid, 32 * kWarps, 0, stream>>>(a);
+  QUENCH_CUDA_LAUNCH_CHECK();
+}
+
+template <int D>
+bool launch_d(int G, const DecodeArgs& a, bool fp8, dim3 grid, cudaStream_t stream) {
+  switch (G) {
+    case 1: launch_dg<D, 1>(a, fp8, grid, stream); return true;
+    case 2: launch_dg<D, 2>(a, fp8, grid, stream); return true;
+    case 4: launch_dg<D, 4>(a, fp8, grid, stream); return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+bool launch_decode_gqa(const FlashPlan& pl, const bf16* q, int T, int Hq, int D, int window, TokenMeta meta,
+                       BlockTables tables, const KvLayerView& cache, SplitParts parts, bf16* out, cudaStream_t stream) {
+  const int G = Hq / cache.num_heads;
+  if (pl.mw != 1 || pl.tile_tokens != 1 || pl.head_groups != 1 || G > 4 || !(D == 128 || D == 256)) return false;
+  DecodeArgs a{};
+  a.q = q;
+  a.out = out;
+  a.pos = meta.pos;
+  a.seq = meta.seq;
+  a.table = tables.table;
+  a.max_blocks = tables.max_blocks;
+  a.k = cache.k;
+  a.v = cache.v;
+  a.k_scale = cache.fp8 ? cache.k_scale : 1.0f;
+  a.v_scale = cache.fp8 ? cache.v_scale : 1.0f;
+  a.Hq = Hq;
+  a.Hkv = cache.num_heads;
+  a.window = window;
+  a.splits = pl.splits;
+  a.bs = cache.block_size;
+  a.bs_shift = -1;
+  for (int s = 0; s < 31; ++s)
+    if ((1 << s) == cache.block_size) a.bs_shift = s;
+  a.part_acc = parts.acc;
+  a.part_ml = parts.ml;
+  const dim3 grid(cache.num_heads, T, pl.splits);
+  return D == 256 ? launch_d<256>(G, a, cache.fp8, grid, stream) : launch_d<128>(G, a, cache.fp8, grid, stream);
+}
+
+}  // namespace quench::cuda::detail
