@@ -7,13 +7,13 @@
 # (.carry/gpu-bin.tgz: the host has no Debian dev packages and no internet).
 #
 # Usage (device call, repo root, carry [".carry"]):  OUT=$OUT scripts/gpu-check.sh [MODE...]
-#   MODE: tests | kernels | bench | baseline | all (= all four; may not fit one 10-minute call)
+#   MODE: tests | kernels | bench | baseline | fp8 | all (= all five; does not fit one 10-minute call)
 # Everything lands in $OUT/gpu-run.tgz (logs, JSON) + $OUT/summary.txt (the table).
 # Timings seen on the H200 host: synth 12B BF16 to tmpfs 24 s; 12B NVFP4 quantize 48 s (CPU, 16
 # cores); one bench-runner 30-60 s; test_cuda ~1 min; the midsize fixture ~1-2 min.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-modes=" ${*:-tests kernels bench} "; [[ $modes == *" all "* ]] && modes=" tests kernels bench baseline "
+modes=" ${*:-tests kernels bench} "; [[ $modes == *" all "* ]] && modes=" tests kernels bench baseline fp8 "
 OUT=${OUT:-/tmp/gpu-out}
 L=/tmp/gpu-logs; rm -rf $L; mkdir -p "$OUT" $L
 tar -xzf .carry/gpu-bin.tgz -C /tmp
@@ -56,30 +56,35 @@ if [[ $modes == *" kernels "* ]]; then
   "$BIN/quench" bench-kernels --out $L/bench-kernels.json >$L/bench-kernels.log 2>&1
   echo "bench-kernels: exit $? ($(grep -c '%' $L/bench-kernels.log) cases; full table in bench-kernels.log)" | tee -a $S
 fi
+# bench_one CHECKPOINT KV [extra bench-runner flags]: one bench-runner run, its lines into the summary.
+bench_one() {
+  local ck=$1 kv=$2; shift 2
+  [ -f $W/$ck/config.json ] || return
+  timeout 240 "$BIN/quench" bench-runner $W/$ck --device cuda --kv-cache-dtype $kv --batch-sizes 1,16,64 --context 512 \
+    --decode-steps 64 --prefill-len 2048 --ttft-len 512 --out $L/bench-$ck-$kv.json "$@" >$L/bench-$ck-$kv.log 2>&1
+  { echo "-- $ck weights, $kv KV (exit $?)"; grep -E '^(prefill|time to first|decode batch)|weights .* resident' $L/bench-$ck-$kv.log | sed 's/^bench-runner: .*; weights/  weights/;s/^/  /'; } | tee -a $S
+}
 if [[ $modes == *" bench "* ]]; then
   [ -f $W/bf16/config.json ] || t "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $W/bf16 --no-multimodal >$L/synth.log 2>&1
   rm -rf $W/nvfp4
   s=$(date +%s)
   "$BIN/quench" quantize $W/bf16 $W/nvfp4 --scheme nvfp4-mlp --calib-samples 0 --quality-samples 0 >$L/quantize.log 2>&1
-  echo "quantize 12B nvfp4-mlp: exit $?, $(( $(date +%s) - s )) s wall; $(grep -E 'peak RSS' $L/quantize.log | sed 's/^ *//')" | tee -a $S
-  if [ ! -f $W/fp8/config.json ]; then
-    s=$(date +%s)
-    "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $W/fp8 --no-multimodal --dtype fp8 >$L/synth-fp8.log 2>&1
-    echo "synth 12B fp8 (calibrated on random ids): exit $?, $(( $(date +%s) - s )) s" | tee -a $S
-  fi
-  du -sb $W/bf16 $W/fp8 $W/nvfp4 2>/dev/null | awk '{printf "checkpoint %s: %.3f GB\n", $2, $1/1e9}' | tee -a $S
-  for v in "bf16 bf16" "fp8 bf16" "nvfp4 bf16" "nvfp4 fp8_e4m3"; do
-    set -- $v
-    [ -f $W/$1/config.json ] || continue
-    timeout 240 "$BIN/quench" bench-runner $W/$1 --device cuda --kv-cache-dtype $2 --batch-sizes 1,16,64 --context 512 \
-      --decode-steps 64 --prefill-len 2048 --ttft-len 512 --out $L/bench-$1-$2.json >$L/bench-$1-$2.log 2>&1
-    { echo "-- $1 weights, $2 KV (exit $?)"; grep -E 'prefill|first token|decode batch|weights' $L/bench-$1-$2.log | sed 's/^bench-runner: .*; weights/  weights/;s/^/  /'; } | tee -a $S
-  done
+  echo "quantize 12B nvfp4-mlp: exit $?, $(( $(date +%s) - s )) s wall; $(grep -E 'quantized on|peak RSS' $L/quantize.log | sed 's/^ *//' | tr '\n' ' ')" | tee -a $S
+  du -sb $W/bf16 $W/nvfp4 2>/dev/null | awk '{printf "checkpoint %s: %.3f GB\n", $2, $1/1e9}' | tee -a $S
+  bench_one nvfp4 bf16 --profile --profile-steps 3
+  bench_one nvfp4 fp8_e4m3
+  bench_one bf16 bf16
 fi
 if [[ $modes == *" baseline "* ]]; then
   [ -f $W/bf16/config.json ] || "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $W/bf16 --no-multimodal >$L/synth.log 2>&1
   timeout 300 python3 tools/fixtures/hf_generate_baseline.py $W/bf16 --new-tokens 32 --out $L/hf-baseline.json >$L/hf-baseline.log 2>&1
   echo "transformers generate baseline: exit $?" | tee -a $S; grep -E '^\{"batch|prefill_2048|gpu_memory' $L/hf-baseline.log | tee -a $S
+fi
+if [[ $modes == *" fp8 "* ]]; then
+  s=$(date +%s)
+  [ -f $W/fp8/config.json ] || "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $W/fp8 --no-multimodal --dtype fp8 >$L/synth-fp8.log 2>&1
+  echo "synth 12B fp8 (calibrated on random ids): exit $?, $(( $(date +%s) - s )) s; $(du -sb $W/fp8 | awk '{printf "%.3f GB", $1/1e9}')" | tee -a $S
+  bench_one fp8 bf16
 fi
 tar -C $L -czf "$OUT/gpu-run.tgz" .
 echo "================ summary ================"; cat $S
