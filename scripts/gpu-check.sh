@@ -77,7 +77,7 @@ if [[ $modes == *" bench "* ]]; then
 fi
 if [[ $modes == *" baseline "* ]]; then
   [ -f $W/bf16/config.json ] || "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $W/bf16 --no-multimodal >$L/synth.log 2>&1
-  timeout 300 python3 tools/fixtures/hf_generate_baseline.py $W/bf16 --new-tokens 32 --out $L/hf-baseline.json >$L/hf-baseline.log 2>&1
+  timeout 150 python3 tools/fixtures/hf_generate_baseline.py $W/bf16 --new-tokens 32 --out $L/hf-baseline.json >$L/hf-baseline.log 2>&1
   echo "transformers generate baseline: exit $?" | tee -a $S; grep -E '^\{"batch|prefill_2048|gpu_memory' $L/hf-baseline.log | tee -a $S
 fi
 if [[ $modes == *" fp8 "* ]]; then
