@@ -434,7 +434,7 @@ struct Variant {
   int mt, nt, stages, sub, warps;
 };
 constexpr Variant kVariants[] = {{1, 2, 4, 2, 8}, {1, 2, 4, 4, 8}, {4, 2, 4, 1, 4}, {2, 2, 3, 4, 4},
-                                 {1, 4, 4, 2, 8}, {2, 8, 3, 1, 4}, {1, 8, 3, 2, 8}, {1, 4, 3, 4, 8}};
+                                 {1, 4, 4, 2, 8}, {2, 8, 3, 1, 4}, {1, 8, 3, 2, 8}, {4, 4, 4, 1, 4}};
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
 /// Split-K parts reduced inside one thread-block cluster at most (the portable cluster size).
@@ -467,13 +467,18 @@ long long total_row_blocks(const GemmWeight* W, int n, int br) {
   return rb;
 }
 
-/// Default variant by M: the fewest token tiles of 8 that hold M (up to 64 per block), 8 warps of
-/// one row tile each, 128-byte runs per W row. (H200 run 1: 64-byte runs per row reached only
-/// ~2 TB/s even for bf16 W, where no dequantization limits; these defaults are run 2's guess.)
+/// Default variant by format and M, the fastest of the H200 sweeps (bench-kernels "gemm", run 2,
+/// CUDA-graph timing): NVFP4 15360x3840 M=16 4x2x4 r1w4 28.6 us (1x2x4 r2w8 33.3), M=64 2x8x3
+/// r1w4 64.0 us (1x8x3 r2w8 81.8; 3840x15360 54.6 vs 72.6); FP8 M=16 1x2x4 r2w8 32.0 us, M=64 2x8x3
+/// r1w4 65.1 us; bf16 M=16 r2w8 (longer runs per row: 15360x3840 41.9 us vs 54.9 with 64-byte
+/// runs). NVFP4 is bound by its in-register dequantization (about 1.2 TB/s), not by memory: bf16
+/// streams 2.9 TB/s through the same pipeline.
 int default_variant(const GemmWeight* W, int n, int M) {
-  (void)W;
   (void)n;
-  return M <= 16 ? 0 : M <= 32 ? 4 : 6;
+  if (M > 32) return 5;  // 2x8x3 r1w4
+  if (W[0].format == WeightFormat::kBF16) return M <= 16 ? 0 : 4;  // r2w8
+  if (W[0].format == WeightFormat::kFP8 && M <= 16) return 0;
+  return M <= 16 ? 2 : 7;  // 4x2x4 / 4x4x4 r1w4
 }
 
 /// Grid of a call. `splits` > 0 forces the split count along K; 0 doubles it until the grid has
@@ -552,7 +557,7 @@ void launch_format(const Params& p, const Plan& pl, cudaStream_t stream) {
     case 4: launch_variant<F, 1, 4, 4, 2, 8>(p, pl, stream); break;
     case 5: launch_variant<F, 2, 8, 3, 1, 4>(p, pl, stream); break;
     case 6: launch_variant<F, 1, 8, 3, 2, 8>(p, pl, stream); break;
-    default: launch_variant<F, 1, 4, 3, 4, 8>(p, pl, stream); break;
+    default: launch_variant<F, 4, 4, 4, 1, 4>(p, pl, stream); break;
   }
 }
 
@@ -662,16 +667,16 @@ size_t mma_gemm_multi_workspace_bytes(const GemmWeight* W, int n, int M) {
   return make_plan(W, n, M, default_variant(W, n, M), 0).workspace;
 }
 
-// Crossover from the H200 bench-kernels run 1 (group "gemm", times incl. ~5 us launch latency):
-// NVFP4 15360x3840 M=128: 111 us here vs 127 us dequantize + cuBLAS, M=2048: 1233 vs 411 us;
-// FP8 M=64: 69 vs 108 us, M=128: 116 vs 108 us; bf16: cuBLAS on the stored weight was as fast
-// or faster at every M (15360x3840 M=16: 39 vs 59 us). So NVFP4 up to M = 128 (all decode
-// batches), FP8 up to 64, bf16 never.
+// Crossover from the H200 bench-kernels runs 1 and 2 (group "gemm"): NVFP4 15360x3840 M=64
+// 64 us here vs 118 us dequantize + cuBLAS, M=128 114 vs 119 us, M=2048 1591 vs 403 us; FP8 M=64
+// 65 vs 108 us, M=128 108 vs 109 us; bf16: cuBLAS on the stored weight is faster at every M
+// (15360x3840 M=16: 31.6 vs 41.9 us; q/k/v 4096+2048+2048 in one launch here 31.9 us vs 29.4 us
+// for three cuBLAS calls). So the quantized formats up to M = 128 (every decode batch), bf16 never.
 bool mma_gemm_preferred(const GemmWeight& W, int M) {
   if (W.K % 16 || M <= 0) return false;
   switch (W.format) {
-    case WeightFormat::kNVFP4: return M <= 128;
-    case WeightFormat::kFP8: return M <= 64;
+    case WeightFormat::kNVFP4:
+    case WeightFormat::kFP8: return M <= 128;
     case WeightFormat::kBF16: return false;
   }
   return false;
