@@ -468,8 +468,3 @@ TEST(GpuSampling, CudaRunnerExecuteSampleEqualsExecuteThenTheHostDraw) {
 }  // namespace
 }  // namespace quench
 
-// The CPU reference lives in the engine library, which test_cuda does not link: its two sources
-// are compiled into this test (a static quench_engine, if linked later, then contributes nothing
-// for these symbols).
-#include "engine/device_sampling.cpp"  // NOLINT(bugprone-suspicious-include)
-#include "engine/sampler.cpp"          // NOLINT(bugprone-suspicious-include)
