@@ -1,8 +1,8 @@
 // quench/cli/bench_kernels_misc.cpp: `quench bench-kernels --filter misc`: the step's row kernels
 // (residual post-norm with the next norm fused, RMSNorm, embedding with the first norm fused) at
 // T = 1, 16, 64, 2048 tokens of the 12B's hidden size 3840, and the logits kernels (argmax with
-// the softcap fused, the softcap pass) over R = 1, 16, 64 rows of V = 262144. "PDL" cases time
-// the same back-to-back launches with Programmatic Dependent Launch on.
+// the softcap fused, the softcap pass) over R = 1, 16, 64 rows of V = 262144. The "no PDL" cases
+// time the same back-to-back launches without Programmatic Dependent Launch (on by default).
 //
 // Bounds: bytes each launch must move (fp32 rows read/written, bf16 rows written, weight vectors
 // read once) over the measured copy bandwidth. Every case rotates over enough copies of its
@@ -83,18 +83,19 @@ std::vector<KernelCase> misc_cases(const KernelBenchEnv& env) {
           env);
       out.push_back({"misc", fmt::format("residual_post_norm H={} T={}", H, T), row * (4.0 + 4 + 4 + 2) + 2.0 * H * 4,
                      0, us});
-      if (T <= 16) {  // the same chain of launches with Programmatic Dependent Launch (pdl.cuh)
+      if (T <= 16) {  // the same chain of launches with and without Programmatic Dependent Launch
+        const bool pdl_before = cuda::programmatic_dependent_launch();
         k = 0;
         const double us_pdl = median_kernel_us(
             [&] {
               const size_t c = k++ % n;
-              cuda::set_programmatic_dependent_launch(true);
+              cuda::set_programmatic_dependent_launch(!pdl_before);
               cuda::residual_post_norm(x.get<float>() + c * row, y.get<float>() + c * row, w_a.get<float>(), 0.9999f,
                                        T, H, eps, w_b.get<float>(), next.get<bf16>() + c * row, env.stream);
-              cuda::set_programmatic_dependent_launch(false);
+              cuda::set_programmatic_dependent_launch(pdl_before);
             },
             env);
-        out.push_back({"misc", fmt::format("residual_post_norm H={} T={} PDL", H, T),
+        out.push_back({"misc", fmt::format("residual_post_norm H={} T={} {}", H, T, pdl_before ? "no PDL" : "PDL"),
                        row * (4.0 + 4 + 4 + 2) + 2.0 * H * 4, 0, us_pdl});
       }
     }

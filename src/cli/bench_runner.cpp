@@ -44,7 +44,7 @@ struct Options {
   bool no_graphs = false;
   bool profile = false;
   int profile_steps = 5;
-  bool pdl = false;
+  bool no_pdl = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -136,7 +136,7 @@ int run(const Options& o) {
     auto r = std::make_unique<cuda::CudaModelRunner>(model, kv);
     cuda_runner = r.get();
     if (o.no_graphs) r->set_use_cuda_graphs(false);
-    cuda::set_programmatic_dependent_launch(o.pdl);
+    cuda::set_programmatic_dependent_launch(!o.no_pdl);
     weight_bytes = r->weight_bytes();
     device_name = r->name();
     runner = std::move(r);
@@ -172,7 +172,7 @@ int run(const Options& o) {
   };
   nlohmann::json report = {{"model", o.model}, {"device", device_name}, {"weight_bytes", weight_bytes},
                            {"copy_bandwidth_Bps", bandwidth}, {"bf16_peak_flops", peak},
-                           {"kv_cache_dtype", o.kv_dtype}, {"cuda_graphs", !o.no_graphs}, {"pdl", o.pdl}};
+                           {"kv_cache_dtype", o.kv_dtype}, {"cuda_graphs", !o.no_graphs}, {"pdl", !o.no_pdl}};
   const double lin = linear_params(cfg);
   nlohmann::json profiles = nlohmann::json::array();
 
@@ -282,9 +282,9 @@ const bool registered = register_verb(
                     "after each measurement, run a few eager steps with device events between ops and print the "
                     "ms per step of each op kind (embed, projections, attention, norms, MLP, LM head, argmax)");
        app.add_option("--profile-steps", o->profile_steps, "steps per --profile table")->capture_default_str();
-       app.add_flag("--pdl", o->pdl,
-                    "launch the norm/embedding/argmax kernels with Programmatic Dependent Launch (overlaps their "
-                    "launch with the previous kernel's tail)");
+       app.add_flag("--no-pdl", o->no_pdl,
+                    "launch the norm/embedding/argmax kernels without Programmatic Dependent Launch (on by "
+                    "default: it overlaps their launch with the previous kernel's tail)");
        app.add_option("--out", o->out, "write the results as JSON");
        return [o] { return run(*o); };
      }});

@@ -274,6 +274,7 @@ TEST(CudaRunner, ProgrammaticDependentLaunchGivesIdenticalLogits) {
   KvCacheConfig kv;
   kv.block_size = 4;
   kv.num_blocks_full = kv.num_blocks_sliding = 4 * 8;
+  const bool pdl_default = cuda::programmatic_dependent_launch();
   auto run = [&](bool pdl) {
     cuda::set_programmatic_dependent_launch(pdl);
     std::mt19937 rng(5);
@@ -286,7 +287,7 @@ TEST(CudaRunner, ProgrammaticDependentLaunchGivesIdenticalLogits) {
       all.insert(all.end(), l.begin(), l.end());
       for (int i : {0, 2, 3}) ++s.pos[i];
     }
-    cuda::set_programmatic_dependent_launch(false);
+    cuda::set_programmatic_dependent_launch(pdl_default);
     return all;
   };
   const std::vector<float> off = run(false), on = run(true);

@@ -19,7 +19,8 @@ using bf16 = __nv_bfloat16;
 
 /// Programmatic Dependent Launch (pdl.cuh) for the kernels of norm_kernels.cu and
 /// elementwise_kernels.cu: when on, each is launched so it may be scheduled before the previous
-/// kernel on its stream completes (it waits on device before reading). Off by default; process-wide.
+/// kernel on its stream completes (it waits on device before reading). On by default (H200:
+/// 2.46 -> 2.03 us per residual_post_norm launch at T = 1); process-wide.
 void set_programmatic_dependent_launch(bool on);
 bool programmatic_dependent_launch();
 

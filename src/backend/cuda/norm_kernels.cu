@@ -296,7 +296,9 @@ void dispatch_row(bool vec4, int vpt, F&& f) {
     dispatch_vpt<1>(vpt, f);
 }
 
-std::atomic<bool> g_pdl{false};
+// On by default: H200 run 2 measured a chain of residual_post_norm launches at 2.03 us per launch
+// with PDL and 2.46 us without (T = 1), with bit-identical results (runner test).
+std::atomic<bool> g_pdl{true};
 
 }  // namespace
 

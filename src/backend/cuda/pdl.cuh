@@ -6,8 +6,8 @@
 // hiding the launch latency between two kernels of a decode step; inside a CUDA graph the edge
 // becomes a programmatic dependency. Every kernel launched this way calls pdl_wait() before it
 // reads anything the previous kernel wrote (griddepcontrol.wait returns once that kernel has
-// completed and flushed its memory), so results are identical with PDL on or off. Off by
-// default (set_programmatic_dependent_launch); bench-runner --pdl measures it.
+// completed and flushed its memory), so results are identical with PDL on or off. On by
+// default (set_programmatic_dependent_launch); bench-runner --no-pdl turns it off.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -28,7 +28,9 @@ __device__ __forceinline__ void pdl_wait() {
 }
 
 /// Launches kernel<<<grid, block, 0, stream>>>(args...) with the PDL attribute when
-/// programmatic_dependent_launch() is on; checks the launch (throws CudaError).
+/// programmatic_dependent_launch() is on and `stream` is a created stream (never on the legacy or
+/// per-thread default stream, whose implicit synchronisation PDL was not measured with); checks
+/// the launch (throws CudaError).
 template <typename... KArgs, typename... Args>
 void launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, cudaStream_t stream, Args&&... args) {
   cudaLaunchConfig_t cfg = {};
@@ -40,7 +42,8 @@ void launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, cudaStream_t
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = programmatic_dependent_launch() ? 1 : 0;
+  const bool default_stream = stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread;
+  cfg.numAttrs = programmatic_dependent_launch() && !default_stream ? 1 : 0;
   QUENCH_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
 }
 
