@@ -1,8 +1,7 @@
 // quench/backend/cuda/gemv_dequant.cu: NVFP4 / FP8 weights expanded to bf16 for the prefill GEMMs
 // (a per-layer scratch, never the model). Pure streams: each thread reads 16 bytes of codes (two
 // NVFP4 blocks or 16 FP8 codes) and writes 32 or 64 bytes with 16-byte stores; values round
-// exactly as the CPU dequantizer (io/dequant.cpp) before the final bf16 rounding. Each thread
-// issues 4 such loads before its first store.
+// exactly as the CPU dequantizer (io/dequant.cpp) before the final bf16 rounding.
 #include <string>
 
 #include "backend/cuda/cuda_utils.h"
@@ -32,10 +31,9 @@ __device__ __forceinline__ void nvfp4_block_to_bf16(uint32_t q0, uint32_t q1, fl
   }
 }
 
-/// Items (pairs of NVFP4 blocks, or 16 FP8 codes) per thread: all loads of a thread are issued
-/// before the first store, so 4 x 16 bytes per thread are in flight (one item per thread measured
-/// 43% of bandwidth for NVFP4 on the H200).
-constexpr int kItems = 4;
+/// Items (pairs of NVFP4 blocks, or 16 FP8 codes) per thread, all loads issued before the first
+/// store. H200: 1 item: NVFP4 43%, FP8 79% of bandwidth (run 1); 4 items: 43% and 57% (run 2).
+constexpr int kItems = 1;
 
 /// Thread t expands block pairs t + j * T (T = total threads, j < kItems): blocks 2i and 2i+1
 /// of pair i (the last pair of an odd count holds only block 2i).

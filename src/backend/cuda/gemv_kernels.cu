@@ -93,7 +93,9 @@ __device__ __forceinline__ void gemv_body(const LaunchArgs& L) {
   // loads. The register budget caps what loads alone keep in flight (~64 KB per SM, measured
   // ~60% of bandwidth on the H200); prefetches add DRAM requests without holding registers and
   // turn the loads into L2 hits.
-  constexpr int kChunk = 32 * U, kPrefetchAhead = 2;
+  // Measured on the H200 (run 2): with kPrefetchAhead = 2 every large shape got slower (LM head
+  // 95% -> 76% of bandwidth, NVFP4 gate+up+GELU 62% -> 39%), so it is off (0) until tuned.
+  constexpr int kChunk = 32 * U, kPrefetchAhead = 0;
   const uint8_t* pf_w = nullptr;
   const uint8_t* pf_s = nullptr;
   if (threadIdx.x < RT * 16) {
@@ -115,7 +117,7 @@ __device__ __forceinline__ void gemv_body(const LaunchArgs& L) {
   for (int c = 0; c < kPrefetchAhead; ++c) prefetch(c);
 
   for (int base = 0, it = 0; base < P; base += kChunk, ++it) {
-    prefetch(it + kPrefetchAhead);
+    if constexpr (kPrefetchAhead > 0) prefetch(it + kPrefetchAhead);
     typename F::Piece w[U][RT][2];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -225,9 +227,10 @@ void launch(LaunchArgs& a, int blocks, cudaStream_t stream) {
 /// Plain launch of a.njobs jobs (job fields and K/M/x already set): picks the tiles per block and
 /// the loads per lane, and fills the tile map. H200 run 1 (bench-kernels): bandwidth follows the
 /// bytes the resident lanes hold in flight per SM (~64 KB: 60-65%, ~120 KB: ~91%), so
-///   * bf16/FP8 (42-60 registers, up to 5 blocks per SM): one 16-row tile per block unless that
-///     gives > 8 blocks per SM (the LM head); with fewer than 3 blocks per SM, U = 8 pieces per
-///     lane (256 bytes in flight per lane, 2 blocks per SM allowed 128 registers);
+///   * bf16/FP8 (42-60 registers, up to 5 blocks per SM): two 16-row tiles per block when that
+///     still gives >= 2 blocks per SM (LM head 95%, gate/up 91% in run 1); with fewer than 3
+///     blocks per SM, U = 8 pieces per lane (256 bytes in flight per lane, 2 blocks per SM
+///     allowed 128 registers: k/v 2048 rows 39% -> 48%, down 65% -> 71% in run 2);
 ///   * NVFP4 (108-124 registers: 2 blocks per SM whatever the tiling): two tiles per block when
 ///     that still leaves >= 2 blocks per SM (halves the activation reads).
 template <class F>
@@ -235,7 +238,7 @@ void launch_plain(LaunchArgs& a, cudaStream_t stream) {
   int tiles16 = 0;
   for (int j = 0; j < a.njobs; ++j) tiles16 += (a.job[j].N + 15) / 16;
   const int sms = sm_count();
-  const int rt = tiles16 >= (F::kWideRegs ? 4 : 8) * sms ? 2 : 1;
+  const int rt = tiles16 >= 4 * sms ? 2 : 1;
   int blocks = 0;
   for (int j = 0; j < a.njobs; ++j) {
     blocks += (a.job[j].N + 16 * rt - 1) / (16 * rt);
