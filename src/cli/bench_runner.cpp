@@ -261,6 +261,21 @@ int run(const Options& o) {
   }
   report["decode"] = dec;
   if (o.profile) report["profile"] = profiles;
+#ifdef QUENCH_HAVE_CUDA
+  if (cuda_runner) {
+    // Device memory in use at the end (after the largest batch): weights, the KV cache sized for
+    // max(batch) sequences of the longest measured context, and the rest (CUDA context, cuBLAS
+    // workspaces, step buffers, captured graphs, the sampler).
+    size_t free_b = 0, total_b = 0;
+    QUENCH_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    const double used = static_cast<double>(total_b - free_b), kvb = static_cast<double>(cuda_runner->kv_cache_bytes());
+    std::printf("GPU memory in use: %.2f GB (weights %.2f GB, KV cache %.2f GB for %d tokens per group, other %.2f GB)\n",
+                used / 1e9, weight_bytes / 1e9, kvb / 1e9, kv.num_blocks_full * kv.block_size,
+                (used - weight_bytes - kvb) / 1e9);
+    report["gpu_memory_bytes"] = {{"in_use", used}, {"weights", weight_bytes}, {"kv_cache", kvb},
+                                  {"kv_tokens_per_group", kv.num_blocks_full * kv.block_size}};
+  }
+#endif
   if (!o.out.empty()) write_file_atomic(o.out, report.dump(2) + "\n");
   return 0;
 }
