@@ -34,6 +34,12 @@ class InvalidArgument : public Error {
   using Error::Error;
 };
 
+/// The service cannot take the request now (the engine is shutting down); the server answers 503.
+class Unavailable : public Error {
+ public:
+  using Error::Error;
+};
+
 /// An OS-level failure (open, mmap, write, rename) with the path and errno text.
 class IoError : public Error {
  public:

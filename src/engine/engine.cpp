@@ -176,7 +176,7 @@ std::shared_ptr<RequestHandle> Engine::add_request(std::string request_id, std::
   auto handle = req->handle;
   {
     std::lock_guard lock(I.in_mu);
-    if (!I.accepting) throw InvalidArgument(fmt::format("request {}: the engine is shutting down", request_id));
+    if (!I.accepting) throw Unavailable(fmt::format("request {}: the engine is shutting down", request_id));
     if (!I.active_ids.insert(request_id).second)
       throw InvalidArgument(fmt::format("request id '{}' is already in use", request_id));
     I.new_requests.push_back(std::move(req));

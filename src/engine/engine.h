@@ -59,8 +59,9 @@ class Engine {
 
   /// Enqueues a request; returns the handle its outputs arrive on. Throws InvalidArgument when the
   /// prompt is empty, prompt length + 1 exceeds max_model_len, a token id is outside the vocabulary,
-  /// params fail validate(), the id is already in use, or the engine is shut down. max_tokens
-  /// beyond the context left after the prompt is clamped to it.
+  /// params fail validate() or the id is already in use; Unavailable once the engine is shutting
+  /// down (the server answers 503). max_tokens beyond the context left after the prompt is clamped
+  /// to it.
   std::shared_ptr<RequestHandle> add_request(std::string request_id, std::vector<int32_t> prompt_ids,
                                              SamplingParams params);
   /// Aborts a request (client disconnect): its sequences finish with kAbort and free their blocks.

@@ -21,6 +21,9 @@ GenerationJob::GenerationJob(Engine& engine, const std::string& request_id,
     } catch (const InvalidArgument& e) {
       abort();
       throw bad_request(e.what(), prompts.size() == 1 ? std::nullopt : std::optional<std::string>("prompt"));
+    } catch (const Unavailable& e) {
+      abort();
+      throw ApiError(503, "ServiceUnavailableError", e.what());
     }
     parts_.push_back(std::move(part));
   }

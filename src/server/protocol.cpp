@@ -56,8 +56,32 @@ std::vector<int32_t> parse_token_list(const nlohmann::json& v, const std::string
   return ids;
 }
 
+/// Structured output (openai-api.md §1.4) needs a constrained decoder quench does not have: a request
+/// asking for it gets 501 naming the field rather than unconstrained text that looks like an answer.
+/// `response_format: {"type": "text"}` is the default and accepted.
+void check_structured_output(const JsonFields& f) {
+  if (const auto* rf = f.get("response_format"); rf && !rf->is_null()) {
+    if (!rf->is_object() || !rf->contains("type") || !(*rf)["type"].is_string())
+      throw bad_request("response_format must be an object with a string 'type' (text, json_object, json_schema)",
+                        "response_format");
+    const std::string type = (*rf)["type"].get<std::string>();
+    if (type == "json_object" || type == "json_schema" || type == "structural_tag")
+      throw ApiError(501, "NotImplementedError",
+                     fmt::format("response_format type '{}' (structured output) is not supported by this server", type),
+                     "response_format");
+    if (type != "text")
+      throw bad_request(fmt::format("response_format type '{}' is not one of text, json_object, json_schema", type),
+                        "response_format");
+  }
+  for (const char* key : {"structured_outputs", "guided_json", "guided_regex", "guided_choice", "guided_grammar"})
+    if (const auto* v = f.get(key); v && !v->is_null())
+      throw ApiError(501, "NotImplementedError",
+                     fmt::format("'{}' (structured output) is not supported by this server", key), key);
+}
+
 void parse_common(const JsonFields& f, CommonRequest& r, int vocab_size) {
   SamplingParams& p = r.params;
+  check_structured_output(f);
   r.model = f.opt_string("model");
   if (auto v = f.opt_int("n")) {
     if (*v < 1 || *v > kMaxN) throw bad_request(fmt::format("n must be in [1, {}], got {}.", kMaxN, *v), "n");

@@ -350,7 +350,7 @@ TEST(Engine, ConcurrentClientsOnTheLoopThread) {
   EXPECT_EQ(ok, (std::vector<int>{2, 2, 2, 2}));
   b.engine->shutdown(false);
   EXPECT_FALSE(b.engine->is_running());
-  EXPECT_THROW(b.engine->add_request("late", prompt_of(3, 1), greedy(2)), InvalidArgument);
+  EXPECT_THROW(b.engine->add_request("late", prompt_of(3, 1), greedy(2)), Unavailable);
 }
 
 TEST(Engine, ShutdownWithoutAbortFinishesQueuedWork) {

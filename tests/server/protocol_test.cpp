@@ -100,6 +100,15 @@ TEST(Protocol, ChatRejections) {
   EXPECT_EQ(chat_error_param(chat({{"add_generation_prompt", true}, {"continue_final_message", true}})),
             "continue_final_message");
   EXPECT_EQ(chat_error_param(chat({{"tools", json::array({json::object()})}}), 501), "tools");
+  // Structured output is refused (501) rather than silently ignored; "text" is the default.
+  EXPECT_EQ(chat_error_param(chat({{"response_format", {{"type", "json_object"}}}}), 501), "response_format");
+  EXPECT_EQ(chat_error_param(chat({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "x"}}}}}}), 501),
+            "response_format");
+  EXPECT_EQ(chat_error_param(chat({{"response_format", {{"type", "yaml"}}}})), "response_format");
+  EXPECT_EQ(chat_error_param(chat({{"response_format", "json"}})), "response_format");
+  EXPECT_EQ(chat_error_param(chat({{"guided_json", {{"type", "object"}}}}), 501), "guided_json");
+  EXPECT_EQ(chat_error_param(chat({{"structured_outputs", {{"regex", "a+"}}}}), 501), "structured_outputs");
+  EXPECT_NO_THROW(parse_chat_request(chat({{"response_format", {{"type", "text"}}}}), SamplingParams{}, kVocab));
 }
 
 TEST(Protocol, StreamOptionsIncludeUsageDefaultsTrue) {
