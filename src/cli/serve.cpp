@@ -104,6 +104,8 @@ const bool registered = quench::cli::register_verb(
        app.add_option("--device", o->load.device, "cpu (cuda when built with the CUDA backend)");
        app.add_option("--seed", o->load.engine.seed, "Seed of requests that set none");
        app.add_flag("--log-prompts", o->server.log_prompts, "Include prompt text in the per-request log line");
+       app.add_flag("!--no-device-sampling", o->load.engine.device_sampling,
+                    "Sample on the host from copied logits even when the runner can sample on the GPU");
        app.add_option("--max-request-body-bytes", o->server.max_body_bytes, "Larger request bodies get 413");
        app.add_option("--shutdown-timeout", o->server.shutdown_grace_s,
                       "Seconds running requests get to finish after SIGTERM before they are aborted");
