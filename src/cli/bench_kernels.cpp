@@ -95,16 +95,16 @@ struct Options {
 };
 
 int run(const Options& o) {
-#ifndef QUENCH_HAVE_CUDA
-  (void)o;
-  throw UnsupportedError("bench-kernels: this build has no CUDA backend");
-#else
   std::regex re;
   try {
     re = std::regex(o.filter);
   } catch (const std::regex_error& e) {
     throw InvalidArgument(fmt::format("--filter '{}': not a valid regular expression ({})", o.filter, e.what()));
   }
+#ifndef QUENCH_HAVE_CUDA
+  (void)re;
+  throw UnsupportedError("bench-kernels: this build has no CUDA backend");
+#else
   const int dev = cuda::require_cuda_device();
   cudaDeviceProp prop{};
   QUENCH_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));

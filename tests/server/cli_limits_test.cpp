@@ -53,4 +53,40 @@ TEST(CliLimits, BenchRunnerRejectsBadCounts) {
   }
 }
 
+TEST(CliLimits, DeviceFlagsNameTheBadValue) {
+  // serve and generate share server::configure_device: an unknown device or a utilization outside
+  // (0, 1] is refused before the model's KV cache is sized.
+  for (const std::string verb : {"serve " + kModel + " --port 0", "generate " + kModel + " --chat hi --max-tokens 2"}) {
+    Result r = run(verb + " --device tpu");
+    EXPECT_EQ(r.rc, 1) << verb << ": " << r.out;
+    EXPECT_NE(r.out.find("--device must be cpu or cuda, got 'tpu'"), std::string::npos) << verb << ": " << r.out;
+  }
+  const Result r = run("serve " + kModel + " --port 0 --gpu-memory-utilization 1.5");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("--gpu-memory-utilization must be in (0, 1], got 1.5"), std::string::npos) << r.out;
+}
+
+TEST(CliLimits, SynthRejectsBadCalibTokensAndWritesNothing) {
+  const std::string out = ::testing::TempDir() + "/quench-synth-bad-calib";
+  const Result r = run("synth " + std::string(QUENCH_SOURCE_DIR) + "/tests/data/golden/tiny-bf16/config.json " + out +
+                       " --dtype fp8 --calib-tokens 1");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("--calib-tokens 1: expected >= 2"), std::string::npos) << r.out;
+  EXPECT_NE(std::system(("test -e '" + out + "'").c_str()), 0) << out << " was created";
+  const Result d = run("synth " + std::string(QUENCH_SOURCE_DIR) + "/tests/data/golden/tiny-bf16/config.json " + out +
+                       " --dtype int4");
+  EXPECT_NE(d.rc, 0) << d.out;
+  EXPECT_NE(d.out.find("--dtype"), std::string::npos) << d.out;
+}
+
+TEST(CliLimits, BenchKernelsRejectsABadFilterOrIterationCount) {
+  // Checked before any device work, so the answer is the same with or without a GPU.
+  Result r = run("bench-kernels --filter '('");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("--filter '(': not a valid regular expression"), std::string::npos) << r.out;
+  r = run("bench-kernels --iters 0");
+  EXPECT_NE(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("--iters"), std::string::npos) << r.out;
+}
+
 }  // namespace
