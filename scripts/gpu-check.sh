@@ -8,6 +8,9 @@
 #
 # Usage (device call, repo root, carry [".carry"]):  OUT=$OUT scripts/gpu-check.sh [MODE...]
 #   MODE: tests | kernels | bench | baseline | fp8 | all (= all five; does not fit one 10-minute call)
+#   Environment (for shorter calls): TEST_FILTER (gtest filter for test_cuda), SKIP_MIDSIZE=1,
+#   SKIP_SERVER_TESTS=1, SKIP_SANITIZER=1, KERNEL_FILTER (bench-kernels --filter regex),
+#   BENCH_SET (which bench-runner runs: default "nvfp4:bf16:profile nvfp4:fp8_e4m3 bf16:bf16").
 # Everything lands in $OUT/gpu-run.tgz (logs, JSON) + $OUT/summary.txt (the table).
 # Timings seen on the H200 host: synth 12B BF16 to tmpfs 24 s; 12B NVFP4 quantize 48 s (CPU, 16
 # cores); one bench-runner 30-60 s; test_cuda ~1 min; the midsize fixture ~1-2 min.
@@ -31,29 +34,31 @@ mkdir -p $W
 t() { local s=$(date +%s); "$@"; echo "  ($(( $(date +%s) - s )) s)"; }
 
 if [[ $modes == *" tests "* ]]; then
-  "$BIN/test_cuda" >$L/test_cuda.log 2>&1
+  "$BIN/test_cuda" --gtest_filter="${TEST_FILTER:-*}" >$L/test_cuda.log 2>&1
   echo "test_cuda: $(grep -E '^\[  PASSED' $L/test_cuda.log | head -1) $(grep -cE '^\[  FAILED  \] [A-Za-z]' $L/test_cuda.log) failed; $(grep -E '^\[  SKIPPED' $L/test_cuda.log | head -1)" | tee -a $S
   grep -E '^\[  FAILED  \] [A-Za-z]' $L/test_cuda.log | head -20 | tee -a $S
   grep -E '^\[ parity \]' $L/test_cuda.log | sed 's/^\[ parity \] /  /' | tee -a $S
   M=/dev/shm/midsize2
+  if [ -z "${SKIP_MIDSIZE:-}" ]; then
   [ -f $M/reference.safetensors ] || python3 tools/fixtures/make_midsize_fixture.py --out $M >$L/midsize_fixture.log 2>&1
   tail -3 $L/midsize_fixture.log 2>/dev/null | sed 's/^/  fixture: /' | tee -a $S
   QUENCH_MIDSIZE_DIR=$M "$BIN/test_cuda" --gtest_filter='*Midsize*' >$L/midsize_test.log 2>&1
   echo "midsize parity: $(grep -E '^\[  (PASSED|FAILED)  \]' $L/midsize_test.log | head -1)" | tee -a $S
   grep -E '^\[ (parity|rows) \]' $L/midsize_test.log | sed 's/^\[ parity \] /  /' | tee -a $S
+  fi
   if [ -x "$BIN/test_server" ] && [ -z "${SKIP_SERVER_TESTS:-}" ]; then
     QUENCH_TEST_DEVICE=cuda QUENCH_BIN=$BIN/quench timeout 180 "$BIN/test_server" >$L/test_server_cuda.log 2>&1
     echo "test_server on cuda: $(grep -E '^\[  PASSED' $L/test_server_cuda.log | head -1) $(grep -cE '^\[  FAILED  \] [A-Za-z]' $L/test_server_cuda.log) failed; $(grep -E '^\[  SKIPPED' $L/test_server_cuda.log | head -1)" | tee -a $S
     grep -E '^\[  FAILED  \] [A-Za-z]' $L/test_server_cuda.log | head -10 | tee -a $S
   fi
-  if command -v compute-sanitizer >/dev/null; then
+  if command -v compute-sanitizer >/dev/null && [ -z "${SKIP_SANITIZER:-}" ]; then
     compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN/test_cuda" \
       --gtest_filter='*Attention*:*Fixtures*tiny_bf16*:*Gemv*/1:*Mma*:*Sampl*:*Norm*' >$L/sanitizer.log 2>&1
     echo "compute-sanitizer memcheck: exit $? ($(grep -c 'ERROR SUMMARY: 0 errors' $L/sanitizer.log) clean, $(grep -cE 'ERROR SUMMARY: [1-9]' $L/sanitizer.log) with errors)" | tee -a $S
   fi
 fi
 if [[ $modes == *" kernels "* ]]; then
-  "$BIN/quench" bench-kernels --out $L/bench-kernels.json >$L/bench-kernels.log 2>&1
+  "$BIN/quench" bench-kernels --filter "${KERNEL_FILTER:-.*}" --out $L/bench-kernels.json >$L/bench-kernels.log 2>&1
   echo "bench-kernels: exit $? ($(grep -c '%' $L/bench-kernels.log) cases; full table in bench-kernels.log)" | tee -a $S
 fi
 # bench_one CHECKPOINT KV [extra bench-runner flags]: one bench-runner run, its lines into the summary.
@@ -71,9 +76,10 @@ if [[ $modes == *" bench "* ]]; then
   "$BIN/quench" quantize $W/bf16 $W/nvfp4 --scheme nvfp4-mlp --calib-samples 0 --quality-samples 0 >$L/quantize.log 2>&1
   echo "quantize 12B nvfp4-mlp: exit $?, $(( $(date +%s) - s )) s wall; $(grep -E 'quantized on|peak RSS' $L/quantize.log | sed 's/^ *//' | tr '\n' ' ')" | tee -a $S
   du -sb $W/bf16 $W/nvfp4 2>/dev/null | awk '{printf "checkpoint %s: %.3f GB\n", $2, $1/1e9}' | tee -a $S
-  bench_one nvfp4 bf16 --profile --profile-steps 3
-  bench_one nvfp4 fp8_e4m3
-  bench_one bf16 bf16
+  for b in ${BENCH_SET:-nvfp4:bf16:profile nvfp4:fp8_e4m3 bf16:bf16}; do
+    IFS=: read -r ck kv prof <<<"$b"
+    if [ "$prof" = profile ]; then bench_one $ck $kv --profile --profile-steps 3; else bench_one $ck $kv; fi
+  done
 fi
 if [[ $modes == *" baseline "* ]]; then
   [ -f $W/bf16/config.json ] || "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $W/bf16 --no-multimodal >$L/synth.log 2>&1
