@@ -5,7 +5,10 @@
 //   prefill bound = FLOPs / measured bf16 GEMM peak (2 · linear params · tokens + attention).
 // Bandwidth and peak are measured on the spot (device-to-device copy; a large cuBLAS bf16 GEMM).
 // --profile adds, per measurement, a table of device time per op kind from eager steps with an
-// event between consecutive ops (CudaModelRunner::execute_profiled; graphs are never profiled).
+// event between consecutive ops (CudaModelRunner::execute_profiled), and for decode a graph-mode
+// table (CudaModelRunner::profile_graph): the replayed step's time, what each op kind removes from
+// it when left out of the capture, that op kind alone, its launches, bytes and bandwidth bound,
+// and the host time per step around the replay (wall per step minus the replayed graph).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -44,6 +47,7 @@ struct Options {
   bool no_graphs = false;
   bool profile = false;
   int profile_steps = 5;
+  int profile_replays = 10;
   bool no_pdl = false;
 };
 
@@ -97,6 +101,41 @@ nlohmann::json print_profile(const std::string& what, const cuda::StepProfile& p
   }
   return j;
 }
+
+/// Prints the graph-mode profile `g` of a decode step (bounds at `bandwidth` bytes/s) and returns
+/// it as JSON. See GraphProfile (cuda_runner.h) for what each column means.
+nlohmann::json print_graph_profile(const std::string& what, const cuda::GraphProfile& g, double bandwidth) {
+  std::printf("graph profile %s (%d rows, %d graph nodes, median of %d replays per variant):\n", what.c_str(), g.rows,
+              g.total_nodes, g.replays);
+  std::printf("  replayed step %.3f ms; real path %.3f ms per execute_greedy (host + upload + launch + copy + sync "
+              "around the replay: %.3f ms, of which prepare %.3f ms)\n",
+              g.full_ms, g.step_wall_ms, g.step_wall_ms - g.full_ms, g.prepare_ms);
+  std::printf("  %-22s %6s %11s %7s %9s %9s %9s %7s\n", "op", "nodes", "removed ms", "%step", "alone ms", "MB/step",
+              "bound ms", "%bound");
+  nlohmann::json j = {{"what", what},           {"rows", g.rows},          {"graph_nodes", g.total_nodes},
+                      {"replays", g.replays},   {"step_ms", g.full_ms},    {"step_wall_ms", g.step_wall_ms},
+                      {"prepare_ms", g.prepare_ms}};
+  double removed_sum = 0, bytes_sum = 0;
+  for (int i = 0; i < cuda::GraphProfile::kOps; ++i) {
+    const char* name = cuda::op_kind_name(static_cast<cuda::StepOp>(i));
+    const double removed = g.removed_ms(i), bound = bandwidth > 0 ? g.bytes[i] / bandwidth * 1e3 : 0;
+    removed_sum += removed;
+    bytes_sum += g.bytes[i];
+    std::printf("  %-22s %6d %11.4f %6.1f%% %9.4f %9.2f %9.4f %6.0f%%\n", name, g.nodes[i], removed,
+                g.full_ms > 0 ? 100 * removed / g.full_ms : 0.0, g.alone_ms[i], g.bytes[i] / 1e6, bound,
+                removed > 0 ? 100 * bound / removed : 0.0);
+    j["ops"][name] = {{"nodes", g.nodes[i]}, {"removed_ms", removed}, {"alone_ms", g.alone_ms[i]},
+                      {"bytes", g.bytes[i]}, {"bound_ms", bound}};
+  }
+  const double bound_all = bandwidth > 0 ? bytes_sum / bandwidth * 1e3 : 0;
+  std::printf("  %-22s %6s %11.4f %6.1f%% %9s %9.2f %9.4f %6.0f%%   (sum of removed vs the step: the rest is "
+              "overlap or shared gaps)\n",
+              "sum", "", removed_sum, g.full_ms > 0 ? 100 * removed_sum / g.full_ms : 0.0, "", bytes_sum / 1e6,
+              bound_all, g.full_ms > 0 ? 100 * bound_all / g.full_ms : 0.0);
+  j["removed_sum_ms"] = removed_sum;
+  j["bytes"] = bytes_sum;
+  return j;
+}
 #endif
 
 int run(const Options& o) {
@@ -107,13 +146,15 @@ int run(const Options& o) {
   if (o.decode_steps < 1) throw InvalidArgument(fmt::format("--decode-steps must be >= 1, got {}", o.decode_steps));
   if (o.prefill_len < 0 || o.ttft_len < 0) throw InvalidArgument("--prefill-len and --ttft-len must be >= 0");
   if (o.profile_steps < 1) throw InvalidArgument(fmt::format("--profile-steps must be >= 1, got {}", o.profile_steps));
+  if (o.profile_replays < 1)
+    throw InvalidArgument(fmt::format("--profile-replays must be >= 1, got {}", o.profile_replays));
   if (o.profile && o.device != "cuda") throw InvalidArgument("--profile needs --device cuda");
   std::shared_ptr<const Model> model = Model::load(o.model);
   const ModelConfig& cfg = model->config();
   const int bs = 16;
   const int max_batch = *std::max_element(o.batch_sizes.begin(), o.batch_sizes.end());
   const int ctx_needed =
-      std::max({o.context + o.decode_steps + 4 + (o.profile ? o.profile_steps : 0), o.prefill_len, o.ttft_len}) + 1;
+      std::max({o.context + o.decode_steps + 4 + (o.profile ? o.profile_steps + 1 : 0), o.prefill_len, o.ttft_len}) + 1;
   const int blocks_per_seq = (ctx_needed + bs - 1) / bs;
   KvCacheConfig kv;
   kv.block_size = bs;
@@ -174,7 +215,7 @@ int run(const Options& o) {
                            {"copy_bandwidth_Bps", bandwidth}, {"bf16_peak_flops", peak},
                            {"kv_cache_dtype", o.kv_dtype}, {"cuda_graphs", !o.no_graphs}, {"pdl", !o.no_pdl}};
   const double lin = linear_params(cfg);
-  nlohmann::json profiles = nlohmann::json::array();
+  nlohmann::json profiles = nlohmann::json::array(), graph_profiles = nlohmann::json::array();
 
   // Prefill of one long prompt, and TTFT of a shorter one (idle engine: one step each).
   auto prefill = [&](int n) {
@@ -216,7 +257,7 @@ int run(const Options& o) {
   for (int B : o.batch_sizes) {
     std::vector<std::vector<int32_t>> ids(B), tab(B);
     for (int b = 0; b < B; ++b) {
-      ids[b].resize(o.context + o.decode_steps + 8 + (o.profile ? o.profile_steps : 0));
+      ids[b].resize(o.context + o.decode_steps + 8 + (o.profile ? o.profile_steps + 1 : 0));
       for (auto& t : ids[b]) t = tok(rng);
       tab[b] = tables(b);
     }
@@ -256,11 +297,21 @@ int run(const Options& o) {
         cuda_runner->execute_profiled(steps, out, prof);
       }
       profiles.push_back(print_profile(fmt::format("decode batch {} at context {}", B, o.context), prof));
+      // Graph mode on the next position (its KV slot is written by the profile's real steps).
+      for (int b = 0; b < B; ++b)
+        steps[b] = SeqStep{std::span<const int32_t>(ids[b].data() + p, 1), p, tab[b], tab[b], true};
+      ++p;
+      const cuda::GraphProfile g = cuda_runner->profile_graph(steps, o.profile_replays);
+      graph_profiles.push_back(
+          print_graph_profile(fmt::format("decode batch {} at context {}", B, o.context), g, bandwidth));
     }
 #endif
   }
   report["decode"] = dec;
-  if (o.profile) report["profile"] = profiles;
+  if (o.profile) {
+    report["profile"] = profiles;
+    report["graph_profile"] = graph_profiles;
+  }
 #ifdef QUENCH_HAVE_CUDA
   if (cuda_runner) {
     // Device memory in use at the end (after the largest batch): weights, the KV cache sized for
@@ -295,8 +346,13 @@ const bool registered = register_verb(
        app.add_flag("--no-cuda-graphs", o->no_graphs, "launch decode steps without CUDA graphs");
        app.add_flag("--profile", o->profile,
                     "after each measurement, run a few eager steps with device events between ops and print the "
-                    "ms per step of each op kind (embed, projections, attention, norms, MLP, LM head, argmax)");
+                    "ms per step of each op kind (embed, projections, attention, norms, MLP, LM head, argmax); for "
+                    "decode also the graph-mode table: what each op kind removes from the replayed step when left "
+                    "out of the capture, alone, its bytes and bound, and the host time around each replay");
        app.add_option("--profile-steps", o->profile_steps, "steps per --profile table")->capture_default_str();
+       app.add_option("--profile-replays", o->profile_replays,
+                      "replays per graph variant of the graph-mode --profile table (decode)")
+           ->capture_default_str();
        app.add_flag("--no-pdl", o->no_pdl,
                     "launch the norm/embedding/argmax kernels without Programmatic Dependent Launch (on by "
                     "default: it overlaps their launch with the previous kernel's tail)");

@@ -262,6 +262,65 @@ TEST(CudaRunner, ProfiledStepMatchesGreedy) {
     EXPECT_GT(prof.ms[static_cast<int>(op)], 0.0) << cuda::op_kind_name(op);
 }
 
+/// The graph-mode profile: every node of the step's graph belongs to exactly one op kind (the
+/// alone-captures partition the whole capture), every op kind of a greedy decode step has nodes,
+/// times are positive, and the garbage replays leave the sequences valid: the next decode steps
+/// equal those of a runner that never profiled.
+TEST(CudaRunner, GraphProfilePartitionsTheStepAndKeepsSequencesValid) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  const fs::path dir = golden("tiny-globalkeys");
+  if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "golden fixture missing: " << dir;
+  std::shared_ptr<const Model> model = Model::load(dir);
+  const int V = model->config().vocab_size;
+  std::mt19937 rng(77);
+  Seqs s = make_seqs(3, 40, 4, V, rng);
+  KvCacheConfig kv;
+  kv.block_size = 4;
+  kv.num_blocks_full = kv.num_blocks_sliding = 3 * 10;
+  cuda::CudaModelRunner a(model, kv), b(model, kv);
+  for (int i = 0; i < 3; ++i) prefill({&a, &b}, s, i, 7 + 3 * i);
+  auto steps_at = [&](const Seqs& q) {
+    std::vector<SeqStep> st;
+    for (int i = 0; i < 3; ++i)
+      st.push_back(SeqStep{std::span<const int32_t>(q.ids[i].data() + q.pos[i], 1), q.pos[i], q.tables[i],
+                           q.tables[i], true});
+    return st;
+  };
+  // Step 1 on both runners; `a` profiles it in graph mode (3 rows: bucket 4, one padding row).
+  std::vector<int32_t> ta(3, -1), tb(3, -2);
+  const std::vector<SeqStep> st = steps_at(s);
+  const cuda::GraphProfile g = a.profile_graph(st, 3);
+  b.execute_greedy(st, tb);
+  for (int i = 0; i < 3; ++i) ++s.pos[i];
+  EXPECT_EQ(g.rows, 4);
+  EXPECT_GT(g.full_ms, 0.0);
+  EXPECT_GT(g.step_wall_ms, 0.0);
+  int sum = 0;
+  for (int i = 0; i < cuda::GraphProfile::kOps; ++i) {
+    const char* name = cuda::op_kind_name(static_cast<cuda::StepOp>(i));
+    sum += g.nodes[i];
+    if (static_cast<cuda::StepOp>(i) != cuda::StepOp::kQkvNormRope || g.nodes[i] > 0) {
+      EXPECT_GT(g.nodes[i], 0) << name;
+      EXPECT_GT(g.alone_ms[i], 0.0) << name;
+    }
+    EXPECT_GT(g.without_ms[i], 0.0) << name;
+    EXPECT_GT(g.bytes[i], 0.0) << name;
+  }
+  EXPECT_EQ(sum, g.total_nodes);
+  // The next three steps: the profiled runner's sequences are intact.
+  for (int k = 0; k < 3; ++k) {
+    const std::vector<SeqStep> next = steps_at(s);
+    a.execute_greedy(next, ta);
+    b.execute_greedy(next, tb);
+    EXPECT_EQ(ta, tb) << "step " << k;
+    for (int i = 0; i < 3; ++i) ++s.pos[i];
+  }
+  EXPECT_THROW(a.profile_graph(st, 0), InvalidArgument);
+  std::vector<int32_t> two = {5, 6};
+  SeqStep multi{two, s.pos[0], s.tables[0], s.tables[0], true};
+  EXPECT_THROW(a.profile_graph(std::span<const SeqStep>(&multi, 1), 2), InvalidArgument);
+}
+
 /// Programmatic Dependent Launch of the norm/embedding/argmax kernels changes when they are
 /// scheduled, never what they compute: eager and graph-replayed decode steps give bit-identical
 /// logits with it on and off.

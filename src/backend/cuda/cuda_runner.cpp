@@ -357,54 +357,76 @@ void CudaModelRunner::launch(const StepLayout& SL) {
   auto input_norm = [&](size_t l) {
     return l < n_layers ? weights_.layers[l].input_norm.get<float>() : weights_.final_norm.get<float>();
   };
-  mark(StepOp::kEmbed);
-  embed_rmsnorm(d_ids, T, weights_.embed.get<bf16>(), H, embed_scale_, x, input_norm(0), eps, hb, stream_);
+  if (begin_op(StepOp::kEmbed))
+    embed_rmsnorm(d_ids, T, weights_.embed.get<bf16>(), H, embed_scale_, x, input_norm(0), eps, hb, stream_);
   for (size_t l = 0; l < n_layers; ++l) {
     const DeviceLayer& L = weights_.layers[l];
     LayerCache& C = caches_[l];
     // Attention block (§2.4).
-    mark(StepOp::kQkvProj);
-    attention_in_proj(l, T);
-    mark(StepOp::kQkvNormRope);
+    if (begin_op(StepOp::kQkvProj)) attention_in_proj(l, T);
     const float* v_src = L.k_eq_v ? kf_.get<float>() : vf_.get<float>();
-    qkv_norm_rope_store(qf_.get<float>(), kf_.get<float>(), v_src, T, C.num_heads, C.num_kv_heads, C.head_dim,
-                        L.q_norm.get<float>(), L.k_norm.get<float>(), C.inv_freq.get<float>(), eps, meta,
-                        C.sliding ? sliding : full, C.view, qb_.get<bf16>(), stream_);
-    mark(StepOp::kAttention);
-    paged_attention(qb_.get<bf16>(), T, C.num_heads, C.head_dim, C.window, meta, C.sliding ? sliding : full, C.view,
-                    max_context, attnb_.get<bf16>(), attn_scratch_.get(), stream_);
-    mark(StepOp::kOProj);
-    linear_.run(L.o, attnb_.get<bf16>(), T, y_.get<float>());
-    mark(StepOp::kNorms);
-    residual_post_norm(x, y_.get<float>(), L.post_attn_norm.get<float>(), 1.0f, T, H, eps,
-                       L.pre_ffn_norm.get<float>(), hb, stream_);
+    if (begin_op(StepOp::kQkvNormRope))
+      qkv_norm_rope_store(qf_.get<float>(), kf_.get<float>(), v_src, T, C.num_heads, C.num_kv_heads, C.head_dim,
+                          L.q_norm.get<float>(), L.k_norm.get<float>(), C.inv_freq.get<float>(), eps, meta,
+                          C.sliding ? sliding : full, C.view, qb_.get<bf16>(), stream_);
+    if (begin_op(StepOp::kAttention))
+      paged_attention(qb_.get<bf16>(), T, C.num_heads, C.head_dim, C.window, meta, C.sliding ? sliding : full,
+                      C.view, max_context, attnb_.get<bf16>(), attn_scratch_.get(), stream_);
+    if (begin_op(StepOp::kOProj)) linear_.run(L.o, attnb_.get<bf16>(), T, y_.get<float>());
+    if (begin_op(StepOp::kNorms))
+      residual_post_norm(x, y_.get<float>(), L.post_attn_norm.get<float>(), 1.0f, T, H, eps,
+                         L.pre_ffn_norm.get<float>(), hb, stream_);
     // MLP block (§2.7).
-    mark(StepOp::kMlpGateUp);
-    mlp_gate_up(l, T);
-    mark(StepOp::kMlpDown);
-    linear_.run(L.down, actb_.get<bf16>(), T, y_.get<float>());
-    mark(StepOp::kNorms);
-    residual_post_norm(x, y_.get<float>(), L.post_ffn_norm.get<float>(), L.layer_scalar, T, H, eps,
-                       input_norm(l + 1), hb, stream_);
+    if (begin_op(StepOp::kMlpGateUp)) mlp_gate_up(l, T);
+    if (begin_op(StepOp::kMlpDown)) linear_.run(L.down, actb_.get<bf16>(), T, y_.get<float>());
+    if (begin_op(StepOp::kNorms))
+      residual_post_norm(x, y_.get<float>(), L.post_ffn_norm.get<float>(), L.layer_scalar, T, H, eps,
+                         input_norm(l + 1), hb, stream_);
   }
   // hb now holds the final-normed hidden states (§2.8); LM head on the wanted rows only.
   if (n_logits > 0) {
-    mark(StepOp::kLmHead);
-    const bf16* head_in = hb;
-    if (!SL.identity_rows) {
-      gather_rows_bf16(hb, d_rows, n_logits, H, logitsb_.get<bf16>(), stream_);
-      head_in = logitsb_.get<bf16>();
+    if (begin_op(StepOp::kLmHead)) {
+      const bf16* head_in = hb;
+      if (!SL.identity_rows) {
+        gather_rows_bf16(hb, d_rows, n_logits, H, logitsb_.get<bf16>(), stream_);
+        head_in = logitsb_.get<bf16>();
+      }
+      linear_.run_bf16(weights_.embed.get<bf16>(), cfg.vocab_size, H, head_in, n_logits, logits_dev_.get<float>());
     }
-    linear_.run_bf16(weights_.embed.get<bf16>(), cfg.vocab_size, H, head_in, n_logits, logits_dev_.get<float>());
-    mark(StepOp::kLogits);
     const float cap = static_cast<float>(cfg.final_logit_softcapping);
-    if (SL.greedy)
-      argmax_rows(logits_dev_.get<float>(), n_logits, cfg.vocab_size, cap, argmax_dev_.get<int32_t>(),
-                  argmax_scratch_.get(), stream_);
-    else
-      softcap(logits_dev_.get<float>(), static_cast<size_t>(n_logits) * cfg.vocab_size, cap, stream_);
+    if (begin_op(StepOp::kLogits)) {
+      if (SL.greedy)
+        argmax_rows(logits_dev_.get<float>(), n_logits, cfg.vocab_size, cap, argmax_dev_.get<int32_t>(),
+                    argmax_scratch_.get(), stream_);
+      else
+        softcap(logits_dev_.get<float>(), static_cast<size_t>(n_logits) * cfg.vocab_size, cap, stream_);
+    }
   }
   mark(StepOp::kCount);  // closes the last op
+}
+
+cudaGraphExec_t CudaModelRunner::capture(const StepLayout& L, size_t* num_nodes) {
+  cudaGraph_t graph = nullptr;
+  QUENCH_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  try {
+    launch(L);
+  } catch (...) {
+    cudaStreamEndCapture(stream_, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    throw;
+  }
+  QUENCH_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+  if (num_nodes) {
+    const cudaError_t e = cudaGraphGetNodes(graph, nullptr, num_nodes);
+    if (e != cudaSuccess || *num_nodes == 0) cudaGraphDestroy(graph);
+    QUENCH_CUDA_CHECK(e);
+    if (*num_nodes == 0) return nullptr;  // nothing to replay
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  QUENCH_CUDA_CHECK(inst);
+  return exec;
 }
 
 int CudaModelRunner::run_step(std::span<const SeqStep> batch, StepOutput out) {
@@ -436,21 +458,7 @@ int CudaModelRunner::run_step(std::span<const SeqStep> batch, StepOutput out) {
       graphs_.erase(lru);
     }
     // Capture once per layout; every buffer the kernels touch is sized already (prepare).
-    cudaGraph_t graph;
-    QUENCH_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    try {
-      launch(L);
-    } catch (...) {
-      cudaStreamEndCapture(stream_, &graph);
-      if (graph) cudaGraphDestroy(graph);
-      throw;
-    }
-    QUENCH_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-    cudaGraphExec_t exec;
-    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
-    cudaGraphDestroy(graph);
-    QUENCH_CUDA_CHECK(inst);
-    it = graphs_.emplace(L, HeldGraph{exec, 0}).first;
+    it = graphs_.emplace(L, HeldGraph{capture(L), 0}).first;
     ++captures_;
   }
   it->second.last_use = ++use_clock_;

@@ -63,6 +63,36 @@ struct StepProfile {
   }
 };
 
+/// Graph-mode breakdown of one decode step (CudaModelRunner::profile_graph), by subtraction:
+/// the step is captured as the normal path captures it (same bucket, same kernels, PDL as set)
+/// and replayed back to back; then captured again with one op kind left out (`without_ms`: what
+/// the rest costs, so full_ms - without_ms[i] is the time that op kind *removes* from the real
+/// graphed step, launch gaps and overlap with its neighbours included), and with only that op
+/// kind (`alone_ms`: its launches back to back, no neighbours). Replays that leave ops out compute
+/// garbage (stale buffers) and are discarded; they only time. Times are medians over `replays`
+/// replays of each variant, variants interleaved round-robin, in ms of device time per step
+/// (event pairs around each replay, so each figure includes one graph-launch gap, which the
+/// subtraction cancels). `bytes` is the fewest device-memory bytes each op kind must move in the
+/// step (weights in their stored format, KV read/written, activations read/written), for a
+/// bound = bytes / copy bandwidth next to removed_ms.
+struct GraphProfile {
+  static constexpr int kOps = static_cast<int>(StepOp::kCount);
+  int replays = 0;
+  int rows = 0;                   ///< token rows of the captured step (batch padded to its bucket)
+  double full_ms = 0;             ///< median replay of the whole step
+  double without_ms[kOps] = {};   ///< median replay with op kind i left out
+  double alone_ms[kOps] = {};     ///< median replay of op kind i alone (0 when it has no nodes)
+  int nodes[kOps] = {};           ///< graph nodes (kernels, memsets) of op kind i
+  int total_nodes = 0;            ///< nodes of the whole step's graph
+  double bytes[kOps] = {};        ///< fewest device-memory bytes op kind i moves per step
+  /// Host side of the real path, measured on the same batch: median wall time of execute_greedy
+  /// (prepare + metadata upload + graph launch + token copy + synchronise), and of prepare() alone.
+  double step_wall_ms = 0;
+  double prepare_ms = 0;
+  /// Time op kind i removes from the graphed step.
+  double removed_ms(int i) const { return full_ms - without_ms[i]; }
+};
+
 /// Decode batch-size buckets of the CUDA graphs: 1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192,
 /// 256, ... (powers of two up to 8, then alternately x1.5 and x4/3). Returns the smallest bucket
 /// >= n (n >= 1).
@@ -100,6 +130,14 @@ class CudaModelRunner : public ModelRunner {
   /// ops and adds each op kind's device time to `profile` (steps += 1); out_tokens as in
   /// execute_greedy. The events cost ~1 us per op, so the total exceeds a graph-replayed step.
   void execute_profiled(std::span<const SeqStep> batch, std::span<int32_t> out_tokens, StepProfile& profile);
+
+  /// Graph-mode profile of the decode step `batch` (every SeqStep one token, logits wanted;
+  /// greedy output as execute_greedy): see GraphProfile. Captures 1 + 2 x op-kind graphs (held
+  /// only during the call), replays each `replays` times (>= 1). The KV cache entries of the
+  /// batch's positions are rewritten with the values execute_greedy writes (same tokens), so the
+  /// caller's sequences stay valid. Throws InvalidArgument for a batch that is not decode-only or
+  /// replays < 1.
+  GraphProfile profile_graph(std::span<const SeqStep> batch, int replays);
 
   /// Bytes of weights resident on the GPU, and of the KV pools.
   size_t weight_bytes() const { return weights_.total_bytes; }
@@ -170,6 +208,17 @@ class CudaModelRunner : public ModelRunner {
   void clear_graphs();
   /// Records an event before `op` when profiling (never inside a graph capture).
   void mark(StepOp op);
+  /// Opens op kind `op` in launch(): mark(op), then whether to enqueue it (false only for the
+  /// op kinds profile_graph leaves out; always true on the normal path).
+  bool begin_op(StepOp op) {
+    mark(op);
+    return (skip_ops_ & (1u << static_cast<unsigned>(op))) == 0;
+  }
+  /// Captures launch(L) on the stream into an instantiated graph (every buffer must be sized).
+  /// With `num_nodes`, also returns the graph's node count, and nullptr when it has none.
+  cudaGraphExec_t capture(const StepLayout& L, size_t* num_nodes = nullptr);
+  /// Fewest device-memory bytes each op kind moves in step L of `batch` (GraphProfile::bytes).
+  void op_bytes(const StepLayout& L, std::span<const SeqStep> batch, double* bytes) const;
 
   int device_ = require_cuda_device();  // first member: fails with a clear message before cuBLAS starts
   std::shared_ptr<const Model> model_;
@@ -229,6 +278,8 @@ class CudaModelRunner : public ModelRunner {
   std::vector<cudaEvent_t> prof_events_;
   std::vector<StepOp> prof_ops_;
   size_t prof_used_ = 0;
+  /// Op kinds launch() leaves out (bit i = StepOp i); set only inside profile_graph.
+  uint32_t skip_ops_ = 0;
 };
 
 }  // namespace quench::cuda
