@@ -145,6 +145,58 @@ INSTANTIATE_TEST_SUITE_P(Shapes, RowKernels,
                                   std::to_string(std::get<1>(info.param));
                          });
 
+/// A chain of residual ends on a created stream with Programmatic Dependent Launch on (the
+/// decode step's setting): each launch reads as y the row the previous launch wrote as x, and
+/// its own x written two launches before; the kernels load their weights before waiting on the
+/// previous kernel and let their dependents launch early. The chain equals the host chain: a
+/// dependent read issued before the wait would read a stale row (an O(1) error).
+TEST(RowKernels, PdlChainOnCreatedStreamMatchesHost) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  const bool pdl_default = cuda::programmatic_dependent_launch();
+  cuda::set_programmatic_dependent_launch(true);
+  constexpr int H = 3840, kSteps = 24;
+  std::mt19937 rng(4242);
+  std::vector<float> a = random_f32(H, 1.0f, rng), b = random_f32(H, 30.0f, rng);
+  std::vector<std::vector<float>> wp, wn;
+  for (int k = 0; k < kSteps; ++k) {
+    wp.push_back(random_f32(H, 0.5f, rng));
+    wn.push_back(random_f32(H, 1.0f, rng));
+  }
+  auto d_a = testing::to_device(a), d_b = testing::to_device(b);
+  std::vector<cuda::DeviceBuffer> d_wp, d_wn;
+  for (int k = 0; k < kSteps; ++k) {
+    d_wp.push_back(testing::to_device(wp[k]));
+    d_wn.push_back(testing::to_device(wn[k]));
+  }
+  cuda::DeviceBuffer d_next(static_cast<size_t>(H) * 2);
+  testing::poison(d_next);
+  cudaStream_t stream;
+  QUENCH_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const float eps = 1e-6f, scalar = 0.9f;
+  for (int k = 0; k < kSteps; ++k) {
+    float* x = (k % 2 ? d_b : d_a).get<float>();
+    const float* y = (k % 2 ? d_a : d_b).get<float>();
+    cuda::residual_post_norm(x, y, d_wp[k].get<float>(), scalar, 1, H, eps, d_wn[k].get<float>(),
+                             d_next.get<cuda::bf16>(), stream);
+  }
+  QUENCH_CUDA_CHECK(cudaStreamSynchronize(stream));
+  QUENCH_CUDA_CHECK(cudaStreamDestroy(stream));
+  cuda::set_programmatic_dependent_launch(pdl_default);
+  // Host chain (§2.3), the same order.
+  std::vector<float> h(H), next(H);
+  for (int k = 0; k < kSteps; ++k) {
+    std::vector<float>& x = k % 2 ? b : a;
+    const std::vector<float>& y = k % 2 ? a : b;
+    rms_norm(y.data(), wp[k].data(), 1, H, eps, h.data());
+    for (int i = 0; i < H; ++i) x[i] = (x[i] + h[i]) * scalar;
+    if (k == kSteps - 1) rms_norm(x.data(), wn[k].data(), 1, H, eps, next.data());
+  }
+  const auto ga = testing::to_host<float>(d_a, H), gb = testing::to_host<float>(d_b, H);
+  EXPECT_LT(rel_l2(ga.data(), a.data(), H), 1e-5);
+  EXPECT_LT(rel_l2(gb.data(), b.data(), H), 1e-5);
+  expect_bf16_close(testing::to_host<uint16_t>(d_next, H), next, "chain next", 1e-5f);
+}
+
 /// Host argmax of cap·tanh(v/cap) (or v), lowest index on ties, NaN skipped (0 if all NaN).
 int host_argmax(const float* v, int V) {
   int best = -1;

@@ -486,10 +486,19 @@ void CudaModelRunner::execute_greedy(std::span<const SeqStep> batch, std::span<i
     throw InvalidArgument(fmt::format("CUDA runner: out_tokens has {} entries, the batch wants {} logits rows",
                                       out_tokens.size(), want));
   const int n = run_step(batch, StepOutput::kGreedy);
-  if (n > 0)
-    QUENCH_CUDA_CHECK(
-        cudaMemcpyAsync(out_tokens.data(), argmax_dev_.get(), static_cast<size_t>(n) * 4, cudaMemcpyDeviceToHost, stream_));
+  copy_tokens(n, out_tokens);
+}
+
+void CudaModelRunner::copy_tokens(int n, std::span<int32_t> out) {
+  if (n > static_cast<int>(out.size()))
+    throw InvalidArgument(fmt::format("CUDA runner: {} tokens do not fit an output of {}", n, out.size()));
+  if (n > 0) {
+    tokens_host_.reserve(static_cast<size_t>(n));
+    QUENCH_CUDA_CHECK(cudaMemcpyAsync(tokens_host_.data, argmax_dev_.get(), static_cast<size_t>(n) * sizeof(int32_t),
+                                      cudaMemcpyDeviceToHost, stream_));
+  }
   QUENCH_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  std::copy(tokens_host_.data, tokens_host_.data + std::max(n, 0), out.begin());
 }
 
 void CudaModelRunner::execute_profiled(std::span<const SeqStep> batch, std::span<int32_t> out_tokens,

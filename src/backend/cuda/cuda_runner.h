@@ -177,6 +177,10 @@ class CudaModelRunner : public ModelRunner {
   /// int32 [rows] argmax tokens of the last kGreedy step.
   const int32_t* argmax_device() const { return argmax_dev_.get<int32_t>(); }
   cudaStream_t stream() const { return stream_; }
+  /// Copies the first n argmax tokens of the last kGreedy step to out[0..n) (through page-locked
+  /// memory: a pageable destination would make the copy synchronous and staged) and synchronises
+  /// the stream. n <= out.size().
+  void copy_tokens(int n, std::span<int32_t> out);
 
  private:
   std::shared_ptr<GpuSampler> gpu_sampler_;  ///< created by the first execute_sample (SAMPLING)
@@ -256,6 +260,7 @@ class CudaModelRunner : public ModelRunner {
   };
   PinnedInts meta_host_;
   cudaEvent_t meta_uploaded_ = nullptr;  // the last upload from meta_host_ finished reading it
+  PinnedInts tokens_host_;               // page-locked landing of the argmax tokens (copy_tokens)
   DeviceBuffer x_, y_, qf_, kf_, vf_;  // fp32
   DeviceBuffer hb_, qb_, attnb_, actb_, logitsb_; // bf16
   DeviceBuffer logits_dev_, argmax_dev_, argmax_scratch_, attn_scratch_;

@@ -31,10 +31,7 @@ void CudaModelRunner::execute_sample(std::span<const SeqStep> batch, std::span<c
   if (plain_greedy) {
     const int n = run_step(batch, StepOutput::kGreedy);
     std::vector<int32_t> argmax(static_cast<size_t>(n));
-    if (n > 0)
-      QUENCH_CUDA_CHECK(cudaMemcpyAsync(argmax.data(), argmax_device(), static_cast<size_t>(n) * sizeof(int32_t),
-                                        cudaMemcpyDeviceToHost, stream()));
-    QUENCH_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    copy_tokens(n, argmax);
     for (size_t i = 0; i < rows.size(); ++i) out_tokens[i] = argmax[static_cast<size_t>(rows[i].logits_row)];
     return;
   }

@@ -11,6 +11,14 @@
 namespace quench::cuda {
 namespace {
 
+/// Lets PDL-launched dependents be scheduled now (they still wait for this grid's completion
+/// before reading); no effect on successors launched without PDL.
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 /// PyTorch gelu(approximate="tanh"): 0.5 u (1 + tanh(sqrt(2/pi) (u + 0.044715 u^3))).
 __device__ __forceinline__ float gelu_tanh(float u) {
   constexpr float kAlpha = 0.7978845608028654f;  // sqrt(2/pi)
@@ -19,6 +27,7 @@ __device__ __forceinline__ float gelu_tanh(float u) {
 
 __global__ void gelu_mul_kernel(const float* gate, int gs, const float* up, int us, int I, bf16* act) {
   pdl_wait();
+  pdl_launch_dependents();
   const int t = blockIdx.y;
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < I; i += gridDim.x * blockDim.x)
     act[static_cast<size_t>(t) * I + i] =
@@ -28,6 +37,7 @@ __global__ void gelu_mul_kernel(const float* gate, int gs, const float* up, int 
 /// gelu_mul_kernel with 16-byte loads of gate/up and 8-byte stores of act (I, strides % 4 == 0).
 __global__ void gelu_mul_vec4_kernel(const float* gate, int gs, const float* up, int us, int I, bf16* act) {
   pdl_wait();
+  pdl_launch_dependents();
   const int t = blockIdx.y;
   const float4* g4 = reinterpret_cast<const float4*>(gate + static_cast<size_t>(t) * gs);
   const float4* u4 = reinterpret_cast<const float4*>(up + static_cast<size_t>(t) * us);
@@ -45,6 +55,7 @@ __global__ void gelu_mul_vec4_kernel(const float* gate, int gs, const float* up,
 
 __global__ void softcap_kernel(float* v, size_t n, float cap) {
   pdl_wait();
+  pdl_launch_dependents();
   const float inv = 1.0f / cap;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
     v[i] = cap * tanhf(v[i] * inv);
@@ -100,6 +111,7 @@ __device__ __forceinline__ float capped(float v, float cap, float inv) { return 
 template <bool kVec4>
 __global__ void argmax_partial_kernel(const float* logits, int V, float cap, float2* partials) {
   pdl_wait();
+  pdl_launch_dependents();
   const int r = blockIdx.y, c = blockIdx.x;
   const float* row = logits + static_cast<size_t>(r) * V;
   const float inv = cap > 0.0f ? 1.0f / cap : 0.0f;
@@ -134,6 +146,7 @@ __global__ void argmax_partial_kernel(const float* logits, int V, float cap, flo
 /// Stage 2: block r reduces the `chunks` partial pairs of row r to out[r] (0 when every logit is NaN).
 __global__ void argmax_final_kernel(const float2* partials, int chunks, int32_t* out) {
   pdl_wait();
+  pdl_launch_dependents();
   const float2* p = partials + static_cast<size_t>(blockIdx.x) * chunks;
   float best = -INFINITY;
   int idx = INT_MAX;
@@ -185,6 +198,7 @@ namespace quench::cuda {
 namespace {
 __global__ void gather_rows_kernel(const bf16* in, const int32_t* rows, int H, bf16* out) {
   pdl_wait();
+  pdl_launch_dependents();
   const bf16* src = in + static_cast<size_t>(rows[blockIdx.x]) * H;
   bf16* dst = out + static_cast<size_t>(blockIdx.x) * H;
   for (int i = threadIdx.x; i < H; i += blockDim.x) dst[i] = src[i];

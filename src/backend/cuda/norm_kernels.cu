@@ -5,6 +5,12 @@
 // every load of the row is issued before the first reduction (several loads in flight per
 // thread), the two sums of squares are warp-shuffle + one shared-memory step. At T = 1 the kernel
 // is latency-bound (one DRAM round trip + two block reductions); at large T it is bandwidth-bound.
+//
+// PDL (pdl.cuh): the norm weights do not depend on the previous kernel, so their loads are issued
+// before pdl_wait() (with PDL they overlap the previous kernel's tail and the launch, and only the
+// L2-resident activations are loaded after it); each kernel then lets its own dependents launch
+// (pdl_launch_dependents) so a PDL-launched successor can be scheduled during this kernel — it
+// still waits for this kernel's completion before reading. Nothing is written before pdl_wait().
 #include <algorithm>
 #include <atomic>
 #include <string>
@@ -20,6 +26,15 @@ namespace {
 /// per thread at most: rows up to 512 * 8 * 4 = 16384 floats (4096 when H % 4 != 0).
 constexpr int kMaxThreadsPerRow = 512;
 constexpr int kMaxVpt = 8;
+
+/// Lets the kernels that depend on this one programmatically (PDL) be scheduled now; they still
+/// wait (griddepcontrol.wait) for this grid's completion and memory flush before their reads. No
+/// effect on successors launched without PDL or without a GPU of compute capability 9.0.
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
 
 /// Block-wide sum of one float per thread (blockDim.x a multiple of 32, <= 1024). Every thread
 /// gets the total. Safe to call repeatedly (the leading barrier protects the shared slots).
@@ -113,8 +128,17 @@ template <int VEC, int VPT>
 __global__ void __launch_bounds__(kMaxThreadsPerRow)
     embed_kernel(const int32_t* ids, const bf16* table, int H, float scale, float* x, const float* w_next, float eps,
                  bf16* next) {
-  pdl_wait();
   const int t = blockIdx.x, n = H / VEC;
+  Vec<VEC> wn[VPT];
+  if (w_next) {  // the norm weight first: independent of the previous kernel
+#pragma unroll
+    for (int j = 0; j < VPT; ++j) {
+      const int c = QUENCH_ROW_CHUNKS(j);
+      if (c < n) wn[j] = load_f32<VEC>(w_next + c * VEC);
+    }
+  }
+  pdl_wait();
+  pdl_launch_dependents();
   const bf16* row = table + static_cast<size_t>(ids[t]) * H;
   float* xr = x + static_cast<size_t>(t) * H;
   Vec<VEC> e[VPT];
@@ -139,10 +163,9 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
   for (int j = 0; j < VPT; ++j) {
     const int c = QUENCH_ROW_CHUNKS(j);
     if (c < n) {
-      const Vec<VEC> w = load_f32<VEC>(w_next + c * VEC);
       Vec<VEC> r;
 #pragma unroll
-      for (int i = 0; i < VEC; ++i) r.v[i] = e[j].v[i] * inv * w.v[i];
+      for (int i = 0; i < VEC; ++i) r.v[i] = e[j].v[i] * inv * wn[j].v[i];
       store_bf16<VEC>(o + c * VEC, r);
     }
   }
@@ -151,8 +174,17 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
 template <int VEC, int VPT>
 __global__ void __launch_bounds__(kMaxThreadsPerRow)
     rmsnorm_kernel(const float* x, int x_stride, const float* w, int H, float eps, bf16* out) {
-  pdl_wait();
   const int t = blockIdx.x, n = H / VEC;
+  Vec<VEC> wv[VPT];
+  if (w) {  // the weight first: independent of the previous kernel
+#pragma unroll
+    for (int j = 0; j < VPT; ++j) {
+      const int c = QUENCH_ROW_CHUNKS(j);
+      if (c < n) wv[j] = load_f32<VEC>(w + c * VEC);
+    }
+  }
+  pdl_wait();
+  pdl_launch_dependents();
   const float* row = x + static_cast<size_t>(t) * x_stride;
   Vec<VEC> v[VPT];
   float ss = 0.0f;
@@ -173,9 +205,8 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
     if (c < n) {
       Vec<VEC> r;
       if (w) {
-        const Vec<VEC> wv = load_f32<VEC>(w + c * VEC);
 #pragma unroll
-        for (int i = 0; i < VEC; ++i) r.v[i] = v[j].v[i] * inv * wv.v[i];
+        for (int i = 0; i < VEC; ++i) r.v[i] = v[j].v[i] * inv * wv[j].v[i];
       } else {
 #pragma unroll
         for (int i = 0; i < VEC; ++i) r.v[i] = v[j].v[i] * inv;
@@ -189,7 +220,6 @@ template <int VEC, int VPT>
 __global__ void __launch_bounds__(kMaxThreadsPerRow)
     residual_post_norm_kernel(float* x, const float* y, const float* w_post, float scalar, int H, float eps,
                               const float* w_next, bf16* next) {
-  pdl_wait();
   const int t = blockIdx.x, n = H / VEC;
   float* xr = x + static_cast<size_t>(t) * H;
   const float* yr = y + static_cast<size_t>(t) * H;
@@ -197,15 +227,24 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
   // Wide rows (32 floats per thread) load w_next late, so the row stays in registers unspilled.
   constexpr bool kEarlyNext = VEC * VPT <= 16;
   float ss = 0.0f;
-  // Every load of the row first (y, x and the weight vectors): one DRAM round trip.
+  // The weight vectors first (independent of the previous kernel), then y and x after the wait:
+  // every load of the row is in flight before the first use.
+#pragma unroll
+  for (int j = 0; j < VPT; ++j) {
+    const int c = QUENCH_ROW_CHUNKS(j);
+    if (c < n) {
+      wp[j] = load_f32<VEC>(w_post + c * VEC);
+      if (kEarlyNext && w_next) wn[j] = load_f32<VEC>(w_next + c * VEC);
+    }
+  }
+  pdl_wait();
+  pdl_launch_dependents();
 #pragma unroll
   for (int j = 0; j < VPT; ++j) {
     const int c = QUENCH_ROW_CHUNKS(j);
     if (c < n) {
       yv[j] = load_f32<VEC>(yr + c * VEC);
       xv[j] = load_f32<VEC>(xr + c * VEC);
-      wp[j] = load_f32<VEC>(w_post + c * VEC);
-      if (kEarlyNext && w_next) wn[j] = load_f32<VEC>(w_next + c * VEC);
     }
   }
 #pragma unroll
