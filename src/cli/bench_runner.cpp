@@ -85,6 +85,64 @@ double attention_flops(const ModelConfig& c, int n) {
   return f;
 }
 
+/// The benchmark's KV-cache layout, sized for what its sequences hold (not for a serving engine):
+/// sequence 0 also runs the prefill and TTFT prompts, the others only `context` prompt tokens plus
+/// the decode steps. Full-attention group: every block of a sequence's life. Sliding-window group
+/// (vLLM's sliding-window manager keeps only the blocks a query can still see): each sequence
+/// cycles through a ring of R blocks, logical block b -> ring slot b mod R, with R = the blocks the
+/// widest step of that sequence can touch: the window's keys before its first token plus its own
+/// tokens, ceil((window - 1 + chunk) / block_size) + 1 (one more for a window that starts mid-
+/// block), never more than the sequence's life. Any R consecutive logical blocks get distinct
+/// slots, so every key a step writes or a query reads (window applied) has its own slot; entries
+/// of blocks wholly before the window alias newer blocks and are never read (kernels.h,
+/// paged_attention). Block 0 of each pool is left unused.
+struct BenchKvLayout {
+  int block_size = 16;
+  int window = 0;                  ///< largest sliding window of the model (0: no sliding layers)
+  int full_first = 0, full_rest = 0;        ///< full-group blocks of sequence 0 / of the others
+  int ring_first = 0, ring_rest = 0;        ///< sliding-group ring of sequence 0 / of the others
+  int sequences = 1;
+
+  BenchKvLayout(const ModelConfig& c, int bs, int sequences_, int tokens_first, int tokens_rest, int chunk_first,
+                int chunk_rest)
+      : block_size(bs), sequences(sequences_) {
+    for (const auto& l : c.layers)
+      if (l.type == LayerType::kSliding) window = std::max(window, l.sliding_window);
+    full_first = blocks(tokens_first);
+    full_rest = blocks(tokens_rest);
+    ring_first = ring(full_first, chunk_first);
+    ring_rest = ring(full_rest, chunk_rest);
+  }
+  int blocks(int tokens) const { return (tokens + block_size - 1) / block_size; }
+  int ring(int life_blocks, int chunk) const {
+    return window > 0 ? std::min(life_blocks, blocks(window - 1 + chunk) + 1) : 0;
+  }
+  int num_blocks_full() const { return 1 + full_first + (sequences - 1) * full_rest; }
+  int num_blocks_sliding() const { return window > 0 ? 1 + ring_first + (sequences - 1) * ring_rest : 0; }
+  /// Block table of sequence s in the full-attention group.
+  std::vector<int32_t> full_table(int s) const {
+    std::vector<int32_t> t(static_cast<size_t>(s == 0 ? full_first : full_rest));
+    std::iota(t.begin(), t.end(), s == 0 ? 1 : 1 + full_first + (s - 1) * full_rest);
+    return t;
+  }
+  /// Block table of sequence s in the sliding-window group (ring slots; the full table's length).
+  std::vector<int32_t> sliding_table(int s) const {
+    std::vector<int32_t> t(static_cast<size_t>(s == 0 ? full_first : full_rest), -1);
+    if (window == 0) return t;
+    const int r = s == 0 ? ring_first : ring_rest, base = s == 0 ? 1 : 1 + ring_first + (s - 1) * ring_rest;
+    for (size_t b = 0; b < t.size(); ++b) t[b] = base + static_cast<int>(b) % r;
+    return t;
+  }
+};
+
+/// Bytes one KV block takes over the layers of one group (K and V).
+double kv_group_block_bytes(const ModelConfig& c, int bs, int elem, bool sliding) {
+  double b = 0;
+  for (const auto& l : c.layers)
+    if ((l.type == LayerType::kSliding) == sliding) b += 2.0 * bs * l.num_kv_heads * l.head_dim * elem;
+  return b;
+}
+
 #ifdef QUENCH_HAVE_CUDA
 /// Prints the per-op device time of `prof` (ms per step and % of the profiled step) and returns
 /// it as JSON.
@@ -153,15 +211,28 @@ int run(const Options& o) {
   const ModelConfig& cfg = model->config();
   const int bs = 16;
   const int max_batch = *std::max_element(o.batch_sizes.begin(), o.batch_sizes.end());
-  const int ctx_needed =
-      std::max({o.context + o.decode_steps + 4 + (o.profile ? o.profile_steps + 1 : 0), o.prefill_len, o.ttft_len}) + 1;
-  const int blocks_per_seq = (ctx_needed + bs - 1) / bs;
+  // Tokens a decode sequence holds: its prompt, 3 warm-up + the timed steps, the profiled ones.
+  const int decode_tokens = o.context + o.decode_steps + 4 + (o.profile ? o.profile_steps + 1 : 0) + 1;
+  // Decode sequences prefill their context in chunks of at most the sliding window (as a chunked-
+  // prefill engine would), so their sliding ring stays about two windows long at any context.
+  int window = 0;
+  for (const auto& l : cfg.layers)
+    if (l.type == LayerType::kSliding) window = std::max(window, l.sliding_window);
+  const int prefill_chunk = window > 0 ? std::min(o.context, window) : o.context;
+  const BenchKvLayout layout(cfg, bs, max_batch, std::max({decode_tokens, o.prefill_len + 1, o.ttft_len + 1}),
+                             decode_tokens, std::max({o.context, o.prefill_len, o.ttft_len}), prefill_chunk);
   KvCacheConfig kv;
   kv.block_size = bs;
-  kv.num_blocks_full = kv.num_blocks_sliding = blocks_per_seq * max_batch + 1;
+  kv.num_blocks_full = layout.num_blocks_full();
+  kv.num_blocks_sliding = layout.num_blocks_sliding();
   if (o.kv_dtype == "fp8" || o.kv_dtype == "fp8_e4m3") kv.dtype = KvCacheDtype::kFP8E4M3;
   else if (o.kv_dtype != "bf16") throw InvalidArgument("--kv-cache-dtype must be bf16 or fp8_e4m3, got " + o.kv_dtype);
   const int kv_elem = kv.dtype == KvCacheDtype::kFP8E4M3 ? 1 : 2;
+  // What the KV cache took before this layout (both groups sized for max_batch sequences of the
+  // longest prompt), for the memory line.
+  const double kv_bytes_before =
+      (std::max(decode_tokens, std::max(o.prefill_len, o.ttft_len) + 1) + bs - 1) / bs * double(max_batch) *
+      (kv_group_block_bytes(cfg, bs, kv_elem, false) + kv_group_block_bytes(cfg, bs, kv_elem, true));
 
   std::unique_ptr<ModelRunner> runner;
   double bandwidth = 0, peak = 0;
@@ -170,10 +241,16 @@ int run(const Options& o) {
 #ifdef QUENCH_HAVE_CUDA
   cuda::CudaModelRunner* cuda_runner = nullptr;
 #endif
+#ifdef QUENCH_HAVE_CUDA
+  size_t used_before_runner = 0;
+#endif
   if (o.device == "cuda") {
 #ifdef QUENCH_HAVE_CUDA
     bandwidth = cuda::measure_copy_bandwidth();
     peak = cuda::measure_bf16_gemm_peak();
+    size_t free_b = 0, total_b = 0;
+    QUENCH_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    used_before_runner = total_b - free_b;  // CUDA context, libraries (the measurements freed their buffers)
     auto r = std::make_unique<cuda::CudaModelRunner>(model, kv);
     cuda_runner = r.get();
     if (o.no_graphs) r->set_use_cuda_graphs(false);
@@ -195,11 +272,6 @@ int run(const Options& o) {
 
   std::mt19937 rng(7);
   std::uniform_int_distribution<int> tok(3, cfg.vocab_size - 1);
-  auto tables = [&](int seq) {
-    std::vector<int32_t> t(blocks_per_seq);
-    std::iota(t.begin(), t.end(), seq * blocks_per_seq + 1);
-    return t;
-  };
   auto greedy = [&](std::span<const SeqStep> steps, std::span<int32_t> out) {
 #ifdef QUENCH_HAVE_CUDA
     if (cuda_runner) return cuda_runner->execute_greedy(steps, out);
@@ -221,8 +293,8 @@ int run(const Options& o) {
   auto prefill = [&](int n) {
     std::vector<int32_t> ids(n);
     for (auto& t : ids) t = tok(rng);
-    const auto tab = tables(0);
-    SeqStep s{ids, 0, tab, tab, true};
+    const auto tab = layout.full_table(0), tab_sliding = layout.sliding_table(0);
+    SeqStep s{ids, 0, tab, tab_sliding, true};
     std::vector<int32_t> out(1);
     greedy(std::span<const SeqStep>(&s, 1), out);  // warm-up
     const auto t0 = Clock::now();
@@ -255,22 +327,26 @@ int run(const Options& o) {
   // Decode at each batch size: prefill `context` tokens per sequence, then timed greedy steps.
   nlohmann::json dec = nlohmann::json::array();
   for (int B : o.batch_sizes) {
-    std::vector<std::vector<int32_t>> ids(B), tab(B);
+    std::vector<std::vector<int32_t>> ids(B), tab(B), tab_sliding(B);
     for (int b = 0; b < B; ++b) {
       ids[b].resize(o.context + o.decode_steps + 8 + (o.profile ? o.profile_steps + 1 : 0));
       for (auto& t : ids[b]) t = tok(rng);
-      tab[b] = tables(b);
+      tab[b] = layout.full_table(b);
+      tab_sliding[b] = layout.sliding_table(b);
     }
-    for (int b = 0; b < B; ++b) {  // prefill one by one (bounded memory)
-      SeqStep s{std::span<const int32_t>(ids[b].data(), o.context), 0, tab[b], tab[b], true};
-      std::vector<int32_t> out(1);
-      greedy(std::span<const SeqStep>(&s, 1), out);
+    for (int b = 0; b < B; ++b) {  // prefill one by one (bounded memory), in chunks of <= prefill_chunk
+      for (int start = 0; start < o.context; start += prefill_chunk) {
+        const int len = std::min(prefill_chunk, o.context - start);
+        SeqStep s{std::span<const int32_t>(ids[b].data() + start, len), start, tab[b], tab_sliding[b], true};
+        std::vector<int32_t> out(1);
+        greedy(std::span<const SeqStep>(&s, 1), out);
+      }
     }
     std::vector<SeqStep> steps(B);
     std::vector<int32_t> out(B);
     auto step_at = [&](int p) {
       for (int b = 0; b < B; ++b)
-        steps[b] = SeqStep{std::span<const int32_t>(ids[b].data() + p, 1), p, tab[b], tab[b], true};
+        steps[b] = SeqStep{std::span<const int32_t>(ids[b].data() + p, 1), p, tab[b], tab_sliding[b], true};
       greedy(steps, out);
     };
     int p = o.context;
@@ -292,14 +368,14 @@ int run(const Options& o) {
       cuda::StepProfile prof;
       for (int i = 0; i < o.profile_steps; ++i) {
         for (int b = 0; b < B; ++b)
-          steps[b] = SeqStep{std::span<const int32_t>(ids[b].data() + p, 1), p, tab[b], tab[b], true};
+          steps[b] = SeqStep{std::span<const int32_t>(ids[b].data() + p, 1), p, tab[b], tab_sliding[b], true};
         ++p;
         cuda_runner->execute_profiled(steps, out, prof);
       }
       profiles.push_back(print_profile(fmt::format("decode batch {} at context {}", B, o.context), prof));
       // Graph mode on the next position (its KV slot is written by the profile's real steps).
       for (int b = 0; b < B; ++b)
-        steps[b] = SeqStep{std::span<const int32_t>(ids[b].data() + p, 1), p, tab[b], tab[b], true};
+        steps[b] = SeqStep{std::span<const int32_t>(ids[b].data() + p, 1), p, tab[b], tab_sliding[b], true};
       ++p;
       const cuda::GraphProfile g = cuda_runner->profile_graph(steps, o.profile_replays);
       graph_profiles.push_back(
@@ -314,17 +390,35 @@ int run(const Options& o) {
   }
 #ifdef QUENCH_HAVE_CUDA
   if (cuda_runner) {
-    // Device memory in use at the end (after the largest batch): weights, the KV cache sized for
-    // max(batch) sequences of the longest measured context, and the rest (CUDA context, cuBLAS
-    // workspaces, step buffers, captured graphs, the sampler).
+    // Device memory in use at the end (after the largest batch): what was in use before the
+    // runner (CUDA context, libraries), weights, the two KV groups, the step buffers, and the rest
+    // (cuBLAS and LinearExecutor workspaces, captured graphs, the sampler, allocation rounding).
     size_t free_b = 0, total_b = 0;
     QUENCH_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     const double used = static_cast<double>(total_b - free_b), kvb = static_cast<double>(cuda_runner->kv_cache_bytes());
-    std::printf("GPU memory in use: %.2f GB (weights %.2f GB, KV cache %.2f GB for %d tokens per group, other %.2f GB)\n",
-                used / 1e9, weight_bytes / 1e9, kvb / 1e9, kv.num_blocks_full * kv.block_size,
-                (used - weight_bytes - kvb) / 1e9);
-    report["gpu_memory_bytes"] = {{"in_use", used}, {"weights", weight_bytes}, {"kv_cache", kvb},
-                                  {"kv_tokens_per_group", kv.num_blocks_full * kv.block_size}};
+    const double kv_full = static_cast<double>(cuda_runner->kv_cache_bytes(false)),
+                 kv_sliding = static_cast<double>(cuda_runner->kv_cache_bytes(true)),
+                 steps_b = static_cast<double>(cuda_runner->step_buffer_bytes()), before = double(used_before_runner);
+    const double other = used - before - double(weight_bytes) - kvb - steps_b;
+    std::printf("GPU memory in use: %.2f GB = before the runner %.2f GB (CUDA context, libraries) + weights %.2f GB + "
+                "KV cache %.2f GB + step buffers %.2f GB + other %.2f GB (workspaces, graphs, sampler)\n",
+                used / 1e9, before / 1e9, weight_bytes / 1e9, kvb / 1e9, steps_b / 1e9, other / 1e9);
+    std::printf("  KV cache: full-attention group %.2f GB (%d blocks of %d tokens), sliding-window group %.2f GB "
+                "(%d blocks: rings of %d / %d blocks per sequence for window %d); sized as before (both groups for "
+                "%d sequences of the longest prompt): %.2f GB\n",
+                kv_full / 1e9, kv.num_blocks_full, bs, kv_sliding / 1e9, kv.num_blocks_sliding, layout.ring_first,
+                layout.ring_rest, layout.window, max_batch, kv_bytes_before / 1e9);
+    report["gpu_memory_bytes"] = {{"in_use", used},
+                                  {"before_runner", before},
+                                  {"weights", weight_bytes},
+                                  {"kv_cache", kvb},
+                                  {"kv_cache_full_group", kv_full},
+                                  {"kv_cache_sliding_group", kv_sliding},
+                                  {"kv_cache_sized_as_before", kv_bytes_before},
+                                  {"step_buffers", steps_b},
+                                  {"other", other},
+                                  {"kv_blocks_full", kv.num_blocks_full},
+                                  {"kv_blocks_sliding", kv.num_blocks_sliding}};
   }
 #endif
   if (!o.out.empty()) write_file_atomic(o.out, report.dump(2) + "\n");

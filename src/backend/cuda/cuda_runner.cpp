@@ -106,6 +106,21 @@ void CudaModelRunner::PinnedInts::reserve(size_t n) {
   capacity = n;
 }
 
+size_t CudaModelRunner::kv_cache_bytes(bool sliding) const {
+  size_t b = 0;
+  for (const LayerCache& c : caches_)
+    if (c.sliding == sliding) b += c.k.bytes() + c.v.bytes();
+  return b;
+}
+
+size_t CudaModelRunner::step_buffer_bytes() const {
+  size_t b = meta_dev_.bytes();
+  for (const DeviceBuffer* d : {&x_, &y_, &qf_, &kf_, &vf_, &hb_, &qb_, &attnb_, &actb_, &logitsb_, &logits_dev_,
+                                &argmax_dev_, &argmax_scratch_, &attn_scratch_})
+    b += d->bytes();
+  return b;
+}
+
 const ModelConfig& CudaModelRunner::config() const { return model_->config(); }
 
 KvCacheSpec CudaModelRunner::kv_cache_spec() const {

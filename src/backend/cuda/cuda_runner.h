@@ -142,6 +142,12 @@ class CudaModelRunner : public ModelRunner {
   /// Bytes of weights resident on the GPU, and of the KV pools.
   size_t weight_bytes() const { return weights_.total_bytes; }
   size_t kv_cache_bytes() const { return kv_bytes_; }
+  /// Bytes of the KV pools of one group (sliding-window or full-attention layers), the scratch
+  /// block included.
+  size_t kv_cache_bytes(bool sliding) const;
+  /// Bytes of the step buffers held now (activations, metadata, logits, attention and argmax
+  /// scratch; not the LinearExecutor's or cuBLAS's workspaces).
+  size_t step_buffer_bytes() const;
 
   /// Bytes the KV cache needs per block of each group (sum over that group's layers of K and V).
   static size_t kv_block_bytes(const ModelConfig& cfg, int block_size, KvCacheDtype dtype, bool sliding);
