@@ -5,7 +5,9 @@
 //   decode: one query per sequence, batch 1 / 16 / 64 at context 512 and 4096 (the table width
 //     and max_context bucketed to a power of two as the CUDA runner does); bound = KV bytes each
 //     sequence must read (min(context, window) keys x Hkv x D x 2 tensors) / copy bandwidth;
-//     every launch reads another copy of the cache (>= 4x the L2 in all).
+//     every launch reads another copy of the cache (>= 4x the L2 in all). Each decode shape is
+//     timed with the single-launch kernels (the default) and with the previous split + combine
+//     path on the same buffers (lines ending "split+combine").
 //   prefill: 2048 tokens of one sequence from position 0; bound = useful FLOPs (4 D Hq per
 //     visible (query, key) pair, causal / window) / bf16 GEMM peak. The line "48 layers" adds
 //     40 sliding + 8 global layers (the 12B's attention share of a 2048-token prefill).
@@ -15,6 +17,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -67,8 +70,10 @@ int bucket_blocks(int blocks) {
   return b;
 }
 
-/// Decode: B sequences at context `ctx`, one query each (position ctx - 1).
-KernelCase decode_case(const LayerShape& L, bool fp8, int B, int ctx, const KernelBenchEnv& env) {
+/// Decode: B sequences at context `ctx`, one query each (position ctx - 1): the single-launch
+/// kernels (set_decode_attention_fused(true), the default) and, on the same buffers, the previous
+/// split + combine path ("split+combine").
+std::vector<KernelCase> decode_cases(const LayerShape& L, bool fp8, int B, int ctx, const KernelBenchEnv& env) {
   const size_t elem = fp8 ? 1 : 2;
   const size_t block_bytes = static_cast<size_t>(kBlock) * L.Hkv * L.D * elem;
   const int nb = (ctx + kBlock - 1) / kBlock;
@@ -103,20 +108,34 @@ KernelCase decode_case(const LayerShape& L, bool fp8, int B, int ctx, const Kern
   const int max_context = mb * kBlock;
   DeviceBuffer scratch(std::max<size_t>(16, cuda::attention_scratch_bytes(B, L.Hq, L.D, max_context)));
   cuda::KvLayerView view{k.get(), v.get(), fp8, 0.02f, 0.015f, kBlock, L.Hkv, L.D};
-  size_t it = 0;
-  const double us = median_kernel_us(
-      [&] {
-        const size_t c = it++ % copies;
-        cuda::paged_attention(q.get<bf16>(), B, L.Hq, L.D, L.window, {dpos.get<int32_t>(), dseq.get<int32_t>()},
-                              {dtab.get<int32_t>() + c * B * mb, mb}, view, max_context, out.get<bf16>(),
-                              scratch.get(), env.stream);
-      },
-      env);
   const int keys = L.window > 0 ? std::min(ctx, L.window) : ctx;
   const double bytes = 2.0 * B * keys * L.Hkv * L.D * elem + 2.0 * qn * 2;
   const double flops = 4.0 * B * keys * L.Hq * L.D;
-  return {"attention", fmt::format("decode {} {} B={} ctx={}", L.name, fp8 ? "fp8" : "bf16", B, ctx), bytes, flops,
-          us};
+  std::vector<KernelCase> out_cases;
+  for (const bool fused : {true, false}) {
+    cuda::set_decode_attention_fused(fused);
+    size_t it = 0;
+    double us = 0;
+    try {
+      us = median_kernel_us(
+          [&] {
+            const size_t c = it++ % copies;
+            cuda::paged_attention(q.get<bf16>(), B, L.Hq, L.D, L.window, {dpos.get<int32_t>(), dseq.get<int32_t>()},
+                                  {dtab.get<int32_t>() + c * B * mb, mb}, view, max_context, out.get<bf16>(),
+                                  scratch.get(), env.stream);
+          },
+          env);
+    } catch (...) {
+      cuda::set_decode_attention_fused(true);
+      throw;
+    }
+    cuda::set_decode_attention_fused(true);
+    out_cases.push_back({"attention",
+                         fmt::format("decode {} {} B={} ctx={}{}", L.name, fp8 ? "fp8" : "bf16", B, ctx,
+                                     fused ? "" : " split+combine"),
+                         bytes, flops, us});
+  }
+  return out_cases;
 }
 
 /// Prefill: T tokens of one sequence from position 0 (keys written before, as the step does).
@@ -160,7 +179,8 @@ std::vector<KernelCase> attention_cases(const KernelBenchEnv& env) {
   for (const bool fp8 : {false, true})
     for (const int ctx : {512, 4096})
       for (const int B : {1, 16, 64})
-        for (const LayerShape* L : {&kSliding, &kGlobal}) out.push_back(decode_case(*L, fp8, B, ctx, env));
+        for (const LayerShape* L : {&kSliding, &kGlobal})
+          for (KernelCase& c : decode_cases(*L, fp8, B, ctx, env)) out.push_back(std::move(c));
   for (const bool fp8 : {false, true}) {
     const KernelCase s = prefill_case(kSliding, fp8, 2048, env), g = prefill_case(kGlobal, fp8, 2048, env);
     out.push_back(s);

@@ -7,13 +7,21 @@
 // gemma4-architecture.md), acc += p * v. The 4 warps of a block take interleaved key batches of the
 // block's split and are merged through shared memory at the end. Output convention as the
 // tensor-core kernel (attention_flash.cu): bf16 out, or split partials for combine_splits.
+//
+// The same kernel also runs as the single-launch decode path (launch_decode_gqa_fused): the
+// splits of one (token, KV head) form a thread-block cluster and are merged in the kernel through
+// distributed shared memory (attention_decode_cluster.cuh), so no combine launch and no scratch.
 #include <cuda_fp8.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 
+#include "backend/cuda/attention_decode.h"
+#include "backend/cuda/attention_decode_cluster.cuh"
 #include "backend/cuda/attention_flash.h"
 #include "backend/cuda/cuda_utils.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace quench::cuda::detail {
 namespace {
@@ -74,22 +82,26 @@ struct Raw8<uint8_t> {
 };
 
 /// Grid (Hkv, T, splits); block = kWarps warps; D = 8 * LANES (LANES <= 32 lanes hold a row).
-template <int D, int G, typename CacheT>
+/// CLUSTER: the splits of one (token, KV head) are one cluster (dims 1 x 1 x splits) and merge
+/// in the kernel (out written, no partials); otherwise splits > 1 write a.part_acc / a.part_ml.
+template <int D, int G, typename CacheT, bool CLUSTER>
 __global__ void __launch_bounds__(32 * kWarps) decode_gqa_kernel(const DecodeArgs a) {
   constexpr int LANES = D / 8;
   static_assert(LANES <= 32 && D % 8 == 0, "row must fit a warp in 8-element chunks");
   __shared__ float acc_s[kWarps][G][D];
   __shared__ float ml_s[kWarps][G][2];
+  __shared__ __align__(16) float comb_acc[CLUSTER ? G : 1][CLUSTER ? D : 4];  // merged over warps (cluster mode)
+  __shared__ float comb_ml[G][2];
   const int kvh = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const bool holder = lane < LANES;
+  // Token metadata is never written by the kernel this one may overlap under PDL (kernels.h).
   const int pos = a.pos[t], sq = a.seq[t];
-  const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
-  const int span = pos - lo + 1;
   // Same split arithmetic as the tensor-core kernel's decode tiles (32-key granules).
-  const int chunk = ((span + a.splits - 1) / a.splits + 31) / 32 * 32;
-  const int kb = lo + split * chunk, ke = min(pos + 1, kb + chunk);
+  int kb, ke;
+  decode_split_range(pos, a.window, split, a.splits, 32, kb, ke);
   const int32_t* tab = a.table + static_cast<size_t>(sq) * a.max_blocks;
+  pdl_wait();  // q and the new token's K/V come from the previous kernel
   const float sl2 = a.k_scale * kLog2e;
 
   float q[G][8];
@@ -220,7 +232,13 @@ __global__ void __launch_bounds__(32 * kWarps) decode_gqa_kernel(const DecodeArg
       }
     }
     const size_t th = static_cast<size_t>(t) * a.Hq + kvh * G + g;
-    if (a.splits == 1) {
+    if constexpr (CLUSTER) {
+      comb_acc[g][d] = o;
+      if (d == 0) {
+        comb_ml[g][0] = L > 0.0f ? M : -INFINITY;
+        comb_ml[g][1] = L;
+      }
+    } else if (a.splits == 1) {
       a.out[th * D + d] = __float2bfloat16(L > 0.0f ? o * a.v_scale / L : 0.0f);
     } else {
       const size_t prow = th * a.splits + split;
@@ -231,12 +249,15 @@ __global__ void __launch_bounds__(32 * kWarps) decode_gqa_kernel(const DecodeArg
       }
     }
   }
+  if constexpr (CLUSTER)
+    cluster_merge_splits<G, D, 32 * kWarps>(&comb_acc[0][0], &comb_ml[0][0], a.v_scale,
+                                            a.out + (static_cast<size_t>(t) * a.Hq + kvh * G) * D);
 }
 
 template <int D, int G>
 void launch_dg(const DecodeArgs& a, bool fp8, dim3 grid, cudaStream_t stream) {
-  if (fp8) decode_gqa_kernel<D, G, uint8_t><<<grid, 32 * kWarps, 0, stream>>>(a);
-  else decode_gqa_kernel<D, G, bf16><<<grid, 32 * kWarps, 0, stream>>>(a);
+  if (fp8) decode_gqa_kernel<D, G, uint8_t, false><<<grid, 32 * kWarps, 0, stream>>>(a);
+  else decode_gqa_kernel<D, G, bf16, false><<<grid, 32 * kWarps, 0, stream>>>(a);
   QUENCH_CUDA_LAUNCH_CHECK();
 }
 
@@ -279,6 +300,66 @@ bool launch_decode_gqa(const FlashPlan& pl, const bf16* q, int T, int Hq, int D,
   a.part_ml = parts.ml;
   const dim3 grid(cache.num_heads, T, pl.splits);
   return D == 256 ? launch_d<256>(G, a, cache.fp8, grid, stream) : launch_d<128>(G, a, cache.fp8, grid, stream);
+}
+
+}  // namespace quench::cuda::detail
+
+namespace quench::cuda::detail {
+namespace {
+
+/// Single-launch instance: clusters of `splits` CTAs along grid z.
+template <int D, int G, typename CacheT>
+void launch_fused_dg(DecodeArgs a, int T, int span, cudaStream_t stream) {
+  auto kernel = decode_gqa_kernel<D, G, CacheT, true>;
+  static const int max_cluster = max_decode_cluster(kernel, 32 * kWarps, 0);
+  // Small CTAs (4 warps, ~20 KB shared): aim at 4 per SM; at least one 32-key batch per warp.
+  a.splits = decode_cluster_splits(T * a.Hkv, span, kKeysPerBatch * kWarps, 4 * decode_sm_count(), max_cluster);
+  launch_clustered(kernel, dim3(a.Hkv, T, a.splits), dim3(32 * kWarps), dim3(1, 1, a.splits), 0, stream, a);
+}
+
+template <int D, int G>
+void launch_fused_d_g(const DecodeArgs& a, bool fp8, int T, int span, cudaStream_t stream) {
+  if (fp8) launch_fused_dg<D, G, uint8_t>(a, T, span, stream);
+  else launch_fused_dg<D, G, bf16>(a, T, span, stream);
+}
+
+template <int D>
+bool launch_fused_d(int G, const DecodeArgs& a, bool fp8, int T, int span, cudaStream_t stream) {
+  switch (G) {
+    case 1: launch_fused_d_g<D, 1>(a, fp8, T, span, stream); return true;
+    case 2: launch_fused_d_g<D, 2>(a, fp8, T, span, stream); return true;
+    case 4: launch_fused_d_g<D, 4>(a, fp8, T, span, stream); return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+bool launch_decode_gqa_fused(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
+                             const KvLayerView& cache, int max_context, bf16* out, cudaStream_t stream) {
+  const int G = Hq / cache.num_heads;
+  if (T > kFusedDecodeMaxTokens || G > 4 || !(D == 128 || D == 256)) return false;
+  DecodeArgs a{};
+  a.q = q;
+  a.out = out;
+  a.pos = meta.pos;
+  a.seq = meta.seq;
+  a.table = tables.table;
+  a.max_blocks = tables.max_blocks;
+  a.k = cache.k;
+  a.v = cache.v;
+  a.k_scale = cache.fp8 ? cache.k_scale : 1.0f;
+  a.v_scale = cache.fp8 ? cache.v_scale : 1.0f;
+  a.Hq = Hq;
+  a.Hkv = cache.num_heads;
+  a.window = window;
+  a.bs = cache.block_size;
+  a.bs_shift = -1;
+  for (int s = 0; s < 31; ++s)
+    if ((1 << s) == cache.block_size) a.bs_shift = s;
+  const int span = window > 0 ? std::min(window, max_context) : max_context;
+  return D == 256 ? launch_fused_d<256>(G, a, cache.fp8, T, span, stream)
+                  : launch_fused_d<128>(G, a, cache.fp8, T, span, stream);
 }
 
 }  // namespace quench::cuda::detail

@@ -8,11 +8,18 @@
 // share the KV head, so each K/V row is read once per block: scores with lanes splitting head_dim,
 // online softmax in fp32 (scale 1.0, gemma4-architecture.md §2.4), V accumulation with each thread
 // owning DPT columns for all G heads.
+//
+// Decode-shaped steps (T <= 64) of the 12B's two layer kinds first try the single-launch kernels
+// of attention_decode.h (splits merged inside the launch through a thread-block cluster); the
+// split + combine_splits path stays for every other shape and behind
+// set_decode_attention_fused(false).
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
 #include <string>
 #include <cuda_fp8.h>
 
+#include "backend/cuda/attention_decode.h"
 #include "backend/cuda/attention_flash.h"
 #include "backend/cuda/cuda_utils.h"
 #include "backend/cuda/kernels.h"
@@ -302,6 +309,13 @@ void detail::combine_splits(int T, int Hq, int D, int splits, SplitParts parts, 
   QUENCH_CUDA_LAUNCH_CHECK();
 }
 
+namespace {
+std::atomic<bool> g_fused_decode{true};
+}  // namespace
+
+void set_decode_attention_fused(bool on) { g_fused_decode.store(on); }
+bool decode_attention_fused() { return g_fused_decode.load(std::memory_order_relaxed); }
+
 size_t attention_scratch_bytes(int T, int Hq, int D, int max_context) {
   return detail::flash_supported(D) ? detail::flash_scratch_bytes(T, Hq, D, max_context)
                                     : simt_scratch_bytes(T, Hq, D, max_context);
@@ -315,6 +329,10 @@ void paged_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta 
   if (cache.head_dim != 0 && cache.head_dim != D)
     throw InvalidArgument("paged_attention: head_dim " + std::to_string(D) + " differs from the cache's " +
                           std::to_string(cache.head_dim));
+  if (T <= detail::kFusedDecodeMaxTokens && decode_attention_fused() &&
+      (detail::launch_decode_mqa_fused(q, T, Hq, D, window, meta, tables, cache, max_context, out, stream) ||
+       detail::launch_decode_gqa_fused(q, T, Hq, D, window, meta, tables, cache, max_context, out, stream)))
+    return;
   if (!detail::flash_supported(D)) {
     simt_attention(q, T, Hq, D, window, meta, tables, cache, max_context, out, scratch, stream);
     return;

@@ -149,6 +149,17 @@ void paged_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta 
 /// Bytes of scratch paged_attention needs for T tokens with contexts up to max_context.
 size_t attention_scratch_bytes(int T, int Hq, int D, int max_context);
 
+/// Decode-shaped calls (T <= 64) of layers with 16 query heads per KV head and head_dim 256/512
+/// (tensor cores) or 1, 2, 4 query heads per KV head and head_dim 128/256 (CUDA cores) run as one
+/// launch that splits each (token, KV head)'s keys over a thread-block cluster and merges the
+/// splits in the kernel (no scratch used). Those kernels are launched with Programmatic Dependent
+/// Launch under set_programmatic_dependent_launch's rule: they read meta.pos / meta.seq before
+/// waiting on the previous kernel, so the kernel launched right before paged_attention must not
+/// write them (the CUDA runner uploads them by a copy). On by default; off: the previous kernels
+/// (split partials + a combine launch), kept for bench-kernels' comparison. Process-wide.
+void set_decode_attention_fused(bool on);
+bool decode_attention_fused();
+
 // ---- activations and logits ----------------------------------------------------------------
 
 /// act[t, i] = bf16(gelu_tanh(gate[t, i]) * up[t, i]) (§2.7). gate/up fp32 [T, I] with row

@@ -1,0 +1,378 @@
+// quench/backend/cuda/attention_decode_mqa.cu: single-launch decode attention for layers whose 16
+// query heads share one KV head (the 12B's global layers: 16 x 512, one KV head, k_eq_v), on the
+// tensor cores with the 16 heads as the mma's M, so each K/V tile is read once for all heads.
+//
+// One CTA per (split, KV head, token); the splits of one (KV head, token) are a cluster and merge
+// through distributed shared memory at the end (attention_decode_cluster.cuh). A CTA walks its
+// keys in tiles of kBN = 16, loaded by cp.async into a 3-stage (bf16; FP8: 4-stage) ring. Warp w
+// owns head dims [128 w, 128 w + 128): it computes the partial scores Q[:, dims] K[:, dims]^T
+// (mma m16n8k16, fp32), the warps' partials are summed through shared memory (in warp order, so
+// every warp holds bit-identical scores), then each warp runs the same online softmax (fp32,
+// base 2, scale 1.0: gemma4-architecture.md §2.4; k_scale for FP8) and accumulates P V for its
+// own 128 output columns (P from registers as the A operand, Dao 2023 FlashAttention-2's
+// register reuse; V by ldmatrix.trans).
+// K fragments are read straight from shared memory with one 16-byte (bf16) or 8-byte (FP8) load
+// per 32 dims: the contraction order of the head dims is permuted identically in Q and K (thread
+// quad lane c takes dims 8c..8c+7 of each 32), which the sum does not see. FP8 caches use the
+// fp16 mma (E4M3 widens to fp16 exactly; the probabilities P are rounded to fp16, finer than
+// bf16); V tiles are widened to fp16 in shared memory once per tile for ldmatrix.
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cuda/attention_decode.h"
+#include "backend/cuda/attention_decode_cluster.cuh"
+#include "backend/cuda/attention_mma.cuh"
+#include "backend/cuda/cuda_utils.h"
+#include "backend/cuda/pdl.cuh"
+
+namespace quench::cuda::detail {
+namespace {
+
+using namespace quench::cuda::mma;
+
+constexpr int kRows = 16;       // query heads per KV head = the mma's M
+constexpr int kBN = 16;         // keys per tile
+constexpr int kWarpDims = 128;  // head dims (contraction and output columns) per warp
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct MqaArgs {
+  const bf16* q;
+  bf16* out;
+  const int32_t* pos;
+  const int32_t* seq;
+  const int32_t* table;
+  int max_blocks;
+  const void* k;
+  const void* v;
+  float k_scale, v_scale;
+  int Hq, Hkv, window, bs, bs_shift;
+};
+
+/// Shared-memory geometry (bytes) of one instance.
+template <int D, bool FP8>
+struct MqaCfg {
+  static constexpr int NW = D / kWarpDims, NT = 32 * NW;
+  // K rows padded so the 8 keys x 4 lanes of a fragment load hit distinct banks.
+  static constexpr int KROW = FP8 ? D + 32 : 2 * D + 64;
+  // b16 V rows padded by 16 bytes: ldmatrix.trans rows land in distinct banks.
+  static constexpr int VROW = 2 * D + 16;
+  static constexpr int VSTAGE_ROW = FP8 ? D : VROW;
+  static constexpr int NS = FP8 ? 4 : 3;
+  static constexpr int kKBytes = kBN * KROW;
+  static constexpr int kStage = kKBytes + kBN * VSTAGE_ROW;
+  static constexpr int kVh = FP8 ? kBN * VROW : 0;  // the widened fp16 V tile
+  static constexpr int kMain = NS * kStage + kVh;
+  static constexpr int kComb = kRows * D * 4;        // fp32 accumulators for the merge (aliases the ring)
+  static constexpr int kSxOff = kMain > kComb ? kMain : kComb;
+  static constexpr int kSx = NW * 2 * 4 * 32 * 4;    // partial scores, [warp][n][i][lane]
+  static constexpr size_t smem = static_cast<size_t>(kSxOff) + kSx + kRows * 2 * 4;
+  static_assert(D % kWarpDims == 0 && NW >= 2, "head_dim 256 or 512");
+  static_assert(kKBytes % 16 == 0 && kStage % 16 == 0, "16-byte aligned stages");
+};
+
+__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t pair) {
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(pair & 0xffffu), __NV_E4M3);
+  return static_cast<uint32_t>(h.x) | (static_cast<uint32_t>(h.y) << 16);
+}
+__device__ __forceinline__ uint32_t pack_f16x2(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+__device__ __forceinline__ uint32_t bf16x2_to_f16x2(uint32_t w) {
+  return pack_f16x2(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u));
+}
+
+/// cp.async of keys kt..kt+kBN-1 (< ke; others zero-filled) of KV head kvh into one ring stage:
+/// K rows at KROW, V rows at VSTAGE_ROW bytes.
+template <int D, bool FP8>
+__device__ __forceinline__ void load_tile(uint8_t* stage, const MqaArgs& a, const int32_t* tab, int kvh, int kt,
+                                          int ke) {
+  using C = MqaCfg<D, FP8>;
+  constexpr int E = FP8 ? 1 : 2;
+  constexpr int CH = D * E / 16;  // 16-byte chunks per row
+  const uint32_t kdst = smem_addr(stage), vdst = kdst + C::kKBytes;
+  const uint8_t* kg = static_cast<const uint8_t*>(a.k);
+  const uint8_t* vg = static_cast<const uint8_t*>(a.v);
+#pragma unroll 4
+  for (int i = threadIdx.x; i < kBN * CH; i += C::NT) {
+    const int key = i / CH, ch = i % CH;
+    const int kp = kt + key;
+    bool ok = kp < ke;
+    size_t off = 0;
+    if (ok) {
+      const int bi = a.bs_shift >= 0 ? (kp >> a.bs_shift) : kp / a.bs;
+      const int blk = tab[bi];
+      ok = blk >= 0;
+      off = ((static_cast<size_t>(blk) * a.bs + (kp - bi * a.bs)) * a.Hkv + kvh) * (D * E) + ch * 16;
+    }
+    cp_async16(kdst + key * C::KROW + ch * 16, ok ? kg + off : kg, ok);
+    cp_async16(vdst + key * C::VSTAGE_ROW + ch * 16, ok ? vg + off : vg, ok);
+  }
+}
+
+/// Grid (splits, Hkv, T), clusters of (splits, 1, 1); block = D / 128 warps.
+template <int D, bool FP8>
+__global__ void __launch_bounds__(MqaCfg<D, FP8>::NT) decode_mqa_kernel(const MqaArgs a) {
+  using C = MqaCfg<D, FP8>;
+  extern __shared__ __align__(128) uint8_t smem[];
+  float* Sx = reinterpret_cast<float*>(smem + C::kSxOff);
+  float* ml_s = Sx + C::kSx / 4;
+  float* comb = reinterpret_cast<float*>(smem);  // after the key loop only
+  uint8_t* Vh = smem + C::NS * C::kStage;
+
+  const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z, splits = gridDim.x;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c = lane & 3;
+  // Token metadata is never written by the kernel this one may overlap under PDL (kernels.h).
+  const int pos = a.pos[t], sq = a.seq[t];
+  int kb, ke;
+  decode_split_range(pos, a.window, split, splits, kBN, kb, ke);
+  const int ntiles = kb < ke ? (ke - kb + kBN - 1) / kBN : 0;
+  const int32_t* tab = a.table + static_cast<size_t>(sq) * a.max_blocks;
+  pdl_wait();  // q and the new token's K/V come from the previous kernel
+
+#pragma unroll
+  for (int i = 0; i < C::NS - 1; ++i) {
+    if (i < ntiles) load_tile<D, FP8>(smem + i * C::kStage, a, tab, kvh, kb + i * kBN, ke);
+    cp_async_commit();
+  }
+
+  // Q as A fragments for this warp's 8 k-steps (dims permuted as the K loads: lane quad c holds
+  // dims 32 s + 8c .. +8 of group s; k-step 2s takes the first 4, 2s + 1 the last 4).
+  uint32_t qf[8][4];
+  {
+    const bf16* qrow = a.q + (static_cast<size_t>(t) * a.Hq + kvh * kRows) * D + warp * kWarpDims + 8 * c;
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+      uint4 lo = __ldg(reinterpret_cast<const uint4*>(qrow + static_cast<size_t>(g) * D + 32 * s));
+      uint4 hi = __ldg(reinterpret_cast<const uint4*>(qrow + static_cast<size_t>(g + 8) * D + 32 * s));
+      if constexpr (FP8) {
+        lo = make_uint4(bf16x2_to_f16x2(lo.x), bf16x2_to_f16x2(lo.y), bf16x2_to_f16x2(lo.z), bf16x2_to_f16x2(lo.w));
+        hi = make_uint4(bf16x2_to_f16x2(hi.x), bf16x2_to_f16x2(hi.y), bf16x2_to_f16x2(hi.z), bf16x2_to_f16x2(hi.w));
+      }
+      qf[2 * s][0] = lo.x;
+      qf[2 * s][1] = hi.x;
+      qf[2 * s][2] = lo.y;
+      qf[2 * s][3] = hi.y;
+      qf[2 * s + 1][0] = lo.z;
+      qf[2 * s + 1][1] = hi.z;
+      qf[2 * s + 1][2] = lo.w;
+      qf[2 * s + 1][3] = hi.w;
+    }
+  }
+
+  constexpr int NB = kWarpDims / 8;  // output n-tiles per warp
+  float acc[NB][4];
+#pragma unroll
+  for (int n = 0; n < NB; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8
+  const float sl2 = a.k_scale * kLog2e;
+  // ldmatrix.x4.trans row address of this lane inside a V tile: key (lane & 7) + 8 ((lane >> 3) & 1),
+  // columns 8 (lane >> 4) of each 16-column step.
+  const uint32_t v_lane = ((lane & 7) + ((lane >> 3) & 1) * 8) * C::VROW + (warp * kWarpDims + (lane >> 4) * 8) * 2;
+
+  for (int j = 0; j < ntiles; ++j) {
+    cp_async_wait<C::NS - 2>();
+    __syncthreads();  // tile j visible to all; every warp is done with tile j - 1 (its stage is free)
+    {
+      const int nt = j + C::NS - 1;
+      if (nt < ntiles) load_tile<D, FP8>(smem + (nt % C::NS) * C::kStage, a, tab, kvh, kb + nt * kBN, ke);
+      cp_async_commit();
+    }
+    const uint8_t* st = smem + (j % C::NS) * C::kStage;
+    const int kt = kb + j * kBN;
+    if constexpr (FP8) {
+      // Widen the V tile to fp16 (visible after the score barrier below).
+      const uint8_t* v8 = st + C::kKBytes;
+      for (int i = tid; i < kBN * D / 8; i += C::NT) {
+        const int key = i / (D / 8), ch = i % (D / 8);
+        const uint2 raw = *reinterpret_cast<const uint2*>(v8 + key * D + ch * 8);
+        *reinterpret_cast<uint4*>(Vh + key * C::VROW + ch * 16) =
+            make_uint4(e4m3x2_to_f16x2(raw.x), e4m3x2_to_f16x2(raw.x >> 16), e4m3x2_to_f16x2(raw.y),
+                       e4m3x2_to_f16x2(raw.y >> 16));
+      }
+    }
+    // Partial scores over this warp's dims: n-tile n holds keys kt + 8n + column.
+    float s[2][4];
+#pragma unroll
+    for (int n = 0; n < 2; ++n) {
+      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+      const uint8_t* krow = st + (n * 8 + g) * C::KROW;
+#pragma unroll
+      for (int gs = 0; gs < 4; ++gs) {
+        uint32_t b[4];
+        if constexpr (FP8) {
+          const uint2 raw = *reinterpret_cast<const uint2*>(krow + warp * kWarpDims + 32 * gs + 8 * c);
+          b[0] = e4m3x2_to_f16x2(raw.x);
+          b[1] = e4m3x2_to_f16x2(raw.x >> 16);
+          b[2] = e4m3x2_to_f16x2(raw.y);
+          b[3] = e4m3x2_to_f16x2(raw.y >> 16);
+          mma_f16_16816(s[n], qf[2 * gs][0], qf[2 * gs][1], qf[2 * gs][2], qf[2 * gs][3], b[0], b[1]);
+          mma_f16_16816(s[n], qf[2 * gs + 1][0], qf[2 * gs + 1][1], qf[2 * gs + 1][2], qf[2 * gs + 1][3], b[2], b[3]);
+        } else {
+          const uint4 raw = *reinterpret_cast<const uint4*>(krow + (warp * kWarpDims + 32 * gs + 8 * c) * 2);
+          mma_bf16_16816(s[n], qf[2 * gs][0], qf[2 * gs][1], qf[2 * gs][2], qf[2 * gs][3], raw.x, raw.y);
+          mma_bf16_16816(s[n], qf[2 * gs + 1][0], qf[2 * gs + 1][1], qf[2 * gs + 1][2], qf[2 * gs + 1][3], raw.z,
+                         raw.w);
+        }
+      }
+    }
+    // Sum the warps' partials (fixed warp order: identical scores in every warp).
+    {
+      float* mine = Sx + warp * (2 * 4 * 32);
+#pragma unroll
+      for (int n = 0; n < 2; ++n)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) mine[(n * 4 + i) * 32 + lane] = s[n][i];
+      __syncthreads();
+#pragma unroll
+      for (int n = 0; n < 2; ++n)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          float x = 0.0f;
+#pragma unroll
+          for (int w = 0; w < C::NW; ++w) x += Sx[w * (2 * 4 * 32) + (n * 4 + i) * 32 + lane];
+          const int key = kt + n * 8 + 2 * c + (i & 1);
+          s[n][i] = key < ke ? x * sl2 : -INFINITY;
+        }
+    }
+    // Online softmax (row g: elements 0, 1; row g + 8: 2, 3); key kt is always valid.
+    float mx0 = fmaxf(m0, fmaxf(fmaxf(s[0][0], s[0][1]), fmaxf(s[1][0], s[1][1])));
+    float mx1 = fmaxf(m1, fmaxf(fmaxf(s[0][2], s[0][3]), fmaxf(s[1][2], s[1][3])));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    const float al0 = exp2f(m0 - mx0), al1 = exp2f(m1 - mx1);
+    m0 = mx0;
+    m1 = mx1;
+#pragma unroll
+    for (int n = 0; n < 2; ++n) {
+      s[n][0] = exp2f(s[n][0] - mx0);
+      s[n][1] = exp2f(s[n][1] - mx0);
+      s[n][2] = exp2f(s[n][2] - mx1);
+      s[n][3] = exp2f(s[n][3] - mx1);
+    }
+    l0 = l0 * al0 + (s[0][0] + s[0][1] + s[1][0] + s[1][1]);
+    l1 = l1 * al1 + (s[0][2] + s[0][3] + s[1][2] + s[1][3]);
+#pragma unroll
+    for (int n = 0; n < NB; ++n) {
+      acc[n][0] *= al0;
+      acc[n][1] *= al0;
+      acc[n][2] *= al1;
+      acc[n][3] *= al1;
+    }
+    // O[:, warp's columns] += P V.
+    uint32_t pa[4];
+    if constexpr (FP8) {
+      pa[0] = pack_f16x2(s[0][0], s[0][1]);
+      pa[1] = pack_f16x2(s[0][2], s[0][3]);
+      pa[2] = pack_f16x2(s[1][0], s[1][1]);
+      pa[3] = pack_f16x2(s[1][2], s[1][3]);
+    } else {
+      pa[0] = pack_bf16x2(s[0][0], s[0][1]);
+      pa[1] = pack_bf16x2(s[0][2], s[0][3]);
+      pa[2] = pack_bf16x2(s[1][0], s[1][1]);
+      pa[3] = pack_bf16x2(s[1][2], s[1][3]);
+    }
+    const uint32_t vb = smem_addr(FP8 ? static_cast<const void*>(Vh) : static_cast<const void*>(st + C::kKBytes)) + v_lane;
+#pragma unroll
+    for (int n2 = 0; n2 < NB / 2; ++n2) {
+      uint32_t b0, b1, b2, b3;
+      ldmatrix_x4_trans(b0, b1, b2, b3, vb + n2 * 32);
+      if constexpr (FP8) {
+        mma_f16_16816(acc[2 * n2], pa[0], pa[1], pa[2], pa[3], b0, b1);
+        mma_f16_16816(acc[2 * n2 + 1], pa[0], pa[1], pa[2], pa[3], b2, b3);
+      } else {
+        mma_bf16_16816(acc[2 * n2], pa[0], pa[1], pa[2], pa[3], b0, b1);
+        mma_bf16_16816(acc[2 * n2 + 1], pa[0], pa[1], pa[2], pa[3], b2, b3);
+      }
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // the ring is free: it becomes the merge buffer
+
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+#pragma unroll
+  for (int n = 0; n < NB; ++n) {
+    const int col = warp * kWarpDims + 8 * n + 2 * c;
+    *reinterpret_cast<float2*>(comb + g * D + col) = make_float2(acc[n][0], acc[n][1]);
+    *reinterpret_cast<float2*>(comb + (g + 8) * D + col) = make_float2(acc[n][2], acc[n][3]);
+  }
+  if (warp == 0 && c == 0) {
+    ml_s[2 * g] = m0;
+    ml_s[2 * g + 1] = l0;
+    ml_s[2 * (g + 8)] = m1;
+    ml_s[2 * (g + 8) + 1] = l1;
+  }
+  cluster_merge_splits<kRows, D, C::NT>(comb, ml_s, a.v_scale,
+                                        a.out + (static_cast<size_t>(t) * a.Hq + kvh * kRows) * D);
+}
+
+template <int D, bool FP8>
+void launch_mqa(const MqaArgs& a, int T, int span, cudaStream_t stream) {
+  using C = MqaCfg<D, FP8>;
+  auto kernel = decode_mqa_kernel<D, FP8>;
+  static const int max_cluster = max_decode_cluster(kernel, C::NT, C::smem);
+  static const int per_sm = [&] {
+    int n = 0;
+    QUENCH_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, C::NT, C::smem));
+    return std::max(n, 1);
+  }();
+  // One wave of CTAs; at least two tiles per split.
+  const int splits = decode_cluster_splits(T * a.Hkv, span, 2 * kBN, per_sm * decode_sm_count(), max_cluster);
+  launch_clustered(kernel, dim3(splits, a.Hkv, T), dim3(C::NT), dim3(splits, 1, 1), C::smem, stream, a);
+}
+
+}  // namespace
+
+int decode_sm_count() {
+  static const int sms = [] {
+    int dev = 0, n = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+      (void)cudaGetLastError();
+      n = 132;
+    }
+    return std::max(n, 1);
+  }();
+  return sms;
+}
+
+bool launch_decode_mqa_fused(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
+                             const KvLayerView& cache, int max_context, bf16* out, cudaStream_t stream) {
+  if (T > kFusedDecodeMaxTokens || Hq != kRows * cache.num_heads || !(D == 256 || D == 512)) return false;
+  MqaArgs a{};
+  a.q = q;
+  a.out = out;
+  a.pos = meta.pos;
+  a.seq = meta.seq;
+  a.table = tables.table;
+  a.max_blocks = tables.max_blocks;
+  a.k = cache.k;
+  a.v = cache.v;
+  a.k_scale = cache.fp8 ? cache.k_scale : 1.0f;
+  a.v_scale = cache.fp8 ? cache.v_scale : 1.0f;
+  a.Hq = Hq;
+  a.Hkv = cache.num_heads;
+  a.window = window;
+  a.bs = cache.block_size;
+  a.bs_shift = -1;
+  for (int s = 0; s < 31; ++s)
+    if ((1 << s) == cache.block_size) a.bs_shift = s;
+  const int span = window > 0 ? std::min(window, max_context) : max_context;
+  if (D == 512) {
+    if (cache.fp8) launch_mqa<512, true>(a, T, span, stream);
+    else launch_mqa<512, false>(a, T, span, stream);
+  } else {
+    if (cache.fp8) launch_mqa<256, true>(a, T, span, stream);
+    else launch_mqa<256, false>(a, T, span, stream);
+  }
+  return true;
+}
+
+}  // namespace quench::cuda::detail
