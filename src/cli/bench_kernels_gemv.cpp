@@ -1,9 +1,11 @@
 // quench/cli/bench_kernels_gemv.cpp: the "gemv" group of `quench bench-kernels`: the decode skinny
 // GEMMs on every 12B weight shape (gemma4-12b config: hidden 3840, intermediate 15360, sliding
 // q/k/v/o 4096/2048/2048 x 3840 and 3840 x 4096, global q/k/o 8192/512 x 3840 and 3840 x 8192, LM
-// head 262144 x 3840) for M = 1, 4, 8 in the formats a checkpoint uses there (attention bf16 and
+// head 262144 x 3840) for M = 1, 2, 4, 8 in the formats a checkpoint uses there (attention bf16 and
 // FP8, MLP bf16 / FP8 / NVFP4, LM head bf16), the fused launches (q/k/v in one launch, gate/up +
-// GELU), and the prefill dequantization kernels.
+// GELU), and the prefill dequantization kernels. Every GEMV case is timed with each kernel forced
+// (gemv_variant.h: "regs" = register-streaming gemv_kernels.cu, "ring" = gemv_ring.cu; a shape
+// the ring does not take runs the register kernel under both names).
 //
 // Bound: every weight byte (and block scale) read once plus x read and y written once. Weights are
 // random (never zeros) and rotated over enough copies (>= 4x L2) that each launch reads DRAM.
@@ -12,11 +14,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
+#include <utility>
 #include <memory>
 #include <random>
 #include <vector>
 
 #include "backend/cuda/cuda_utils.h"
+#include "backend/cuda/gemv_variant.h"
 #include "backend/cuda/kernels.h"
 #include "cli/kernel_bench.h"
 
@@ -102,6 +107,24 @@ struct Shape {
   std::vector<GemvFormat> formats;
 };
 
+/// The kernels every GEMV case is timed with, and their names in the case list.
+constexpr std::pair<cuda::GemvKernel, const char*> kKernels[] = {{cuda::GemvKernel::kRegisters, "regs"},
+                                                                 {cuda::GemvKernel::kRing, "ring"}};
+
+/// median_kernel_us of `launch` with kernel `k` forced (kAuto restored afterwards).
+double time_with(cuda::GemvKernel k, const std::function<void()>& launch, const KernelBenchEnv& env) {
+  cuda::set_gemv_kernel(k);
+  double us = 0;
+  try {
+    us = median_kernel_us(launch, env);
+  } catch (...) {
+    cuda::set_gemv_kernel(cuda::GemvKernel::kAuto);
+    throw;
+  }
+  cuda::set_gemv_kernel(cuda::GemvKernel::kAuto);
+  return us;
+}
+
 /// Random bf16 activations x [8, K] (enough for every M).
 DeviceBuffer random_x(int K, std::mt19937_64& rng) {
   auto host = random_bytes(static_cast<size_t>(8) * K * 2, rng, GemvFormat::kBF16);
@@ -119,7 +142,7 @@ std::vector<KernelCase> gemv_cases(const KernelBenchEnv& env) {
       {"global q", 8192, 3840, {B, F8}},    {"global k", 512, 3840, {B, F8}},     {"global o", 3840, 8192, {B, F8}},
       {"gate/up", 15360, 3840, {B, F8, F4}}, {"down", 3840, 15360, {B, F8, F4}}, {"lm head", 262144, 3840, {B}},
   };
-  const int Ms[3] = {1, 4, 8};
+  const int Ms[4] = {1, 2, 4, 8};
   DeviceBuffer y(static_cast<size_t>(8) * 262144 * 4);
   DeviceBuffer act(static_cast<size_t>(8) * 15360 * 2);
 
@@ -129,17 +152,19 @@ std::vector<KernelCase> gemv_cases(const KernelBenchEnv& env) {
       const int copies = copies_for(weight_bytes_of(f, s.N, s.K), env);
       WeightSet w(f, s.N, s.K, copies, rng);
       DeviceBuffer x = random_x(s.K, rng);
-      for (int M : Ms) {
-        int i = 0;
-        const double us = median_kernel_us(
-            [&] {
-              const cuda::GemvJob j = w.job(i++ % copies, y.get<float>());
-              cuda::gemv_multi(&j, 1, s.K, x.get<cuda::bf16>(), M, env.stream);
-            },
-            env);
-        out.push_back({"gemv", fmt::format("{} {} N={} K={} M={}", fmt_name(f), s.what, s.N, s.K, M),
-                       w.weight_bytes() + 2.0 * M * s.K + 4.0 * M * s.N, 2.0 * M * s.N * s.K, us});
-      }
+      for (int M : Ms)
+        for (const auto& [kern, kname] : kKernels) {
+          int i = 0;
+          const double us = time_with(
+              kern,
+              [&] {
+                const cuda::GemvJob j = w.job(i++ % copies, y.get<float>());
+                cuda::gemv_multi(&j, 1, s.K, x.get<cuda::bf16>(), M, env.stream);
+              },
+              env);
+          out.push_back({"gemv", fmt::format("{} {} N={} K={} M={} {}", fmt_name(f), s.what, s.N, s.K, M, kname),
+                         w.weight_bytes() + 2.0 * M * s.K + 4.0 * M * s.N, 2.0 * M * s.N * s.K, us});
+        }
     }
 
   // q/k/v (sliding: q, k, v; global: q, k with V = K) in one launch.
@@ -157,23 +182,25 @@ std::vector<KernelCase> gemv_cases(const KernelBenchEnv& env) {
       DeviceBuffer x = random_x(3840, rng);
       int total_n = 0;
       for (int N : q.Ns) total_n += N;
-      for (int M : Ms) {
-        int i = 0;
-        const double us = median_kernel_us(
-            [&] {
-              const int c = i++ % copies;
-              cuda::GemvJob jobs[cuda::kGemvMaxJobs];
-              size_t off = 0;
-              for (size_t j = 0; j < ws.size(); ++j) {
-                jobs[j] = ws[j]->job(c, y.get<float>() + off);
-                off += static_cast<size_t>(M) * q.Ns[j];
-              }
-              cuda::gemv_multi(jobs, static_cast<int>(ws.size()), 3840, x.get<cuda::bf16>(), M, env.stream);
-            },
-            env);
-        out.push_back({"gemv", fmt::format("{} multi {} K=3840 M={}", fmt_name(f), q.what, M),
-                       wb + 2.0 * M * 3840 + 4.0 * M * total_n, 2.0 * M * total_n * 3840, us});
-      }
+      for (int M : Ms)
+        for (const auto& [kern, kname] : kKernels) {
+          int i = 0;
+          const double us = time_with(
+              kern,
+              [&] {
+                const int c = i++ % copies;
+                cuda::GemvJob jobs[cuda::kGemvMaxJobs];
+                size_t off = 0;
+                for (size_t j = 0; j < ws.size(); ++j) {
+                  jobs[j] = ws[j]->job(c, y.get<float>() + off);
+                  off += static_cast<size_t>(M) * q.Ns[j];
+                }
+                cuda::gemv_multi(jobs, static_cast<int>(ws.size()), 3840, x.get<cuda::bf16>(), M, env.stream);
+              },
+              env);
+          out.push_back({"gemv", fmt::format("{} multi {} K=3840 M={} {}", fmt_name(f), q.what, M, kname),
+                         wb + 2.0 * M * 3840 + 4.0 * M * total_n, 2.0 * M * total_n * 3840, us});
+        }
     }
 
   // gate/up + GELU in one launch.
@@ -182,18 +209,20 @@ std::vector<KernelCase> gemv_cases(const KernelBenchEnv& env) {
     const int copies = copies_for(2 * weight_bytes_of(f, N, K), env);
     WeightSet g(f, N, K, copies, rng), u(f, N, K, copies, rng);
     DeviceBuffer x = random_x(K, rng);
-    for (int M : Ms) {
-      int i = 0;
-      const double us = median_kernel_us(
-          [&] {
-            const int c = i++ % copies;
-            cuda::gemv_gate_up_gelu(g.job(c, nullptr), u.job(c, nullptr), K, x.get<cuda::bf16>(), M,
-                                    act.get<cuda::bf16>(), env.stream);
-          },
-          env);
-      out.push_back({"gemv", fmt::format("{} gate+up+gelu N={} K={} M={}", fmt_name(f), N, K, M),
-                     2 * g.weight_bytes() + 2.0 * M * K + 2.0 * M * N, 4.0 * M * N * K, us});
-    }
+    for (int M : Ms)
+      for (const auto& [kern, kname] : kKernels) {
+        int i = 0;
+        const double us = time_with(
+            kern,
+            [&] {
+              const int c = i++ % copies;
+              cuda::gemv_gate_up_gelu(g.job(c, nullptr), u.job(c, nullptr), K, x.get<cuda::bf16>(), M,
+                                      act.get<cuda::bf16>(), env.stream);
+            },
+            env);
+        out.push_back({"gemv", fmt::format("{} gate+up+gelu N={} K={} M={} {}", fmt_name(f), N, K, M, kname),
+                       2 * g.weight_bytes() + 2.0 * M * K + 2.0 * M * N, 4.0 * M * N * K, us});
+      }
   }
 
   // Prefill dequantization of one MLP matrix.

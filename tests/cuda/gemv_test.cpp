@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "backend/cuda/gemv_variant.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/linear.h"
 #include "cuda_test_util.h"
@@ -132,10 +133,25 @@ struct Shape {
   int N, K, M;
 };
 
+/// Runs `fn` once with each decode-GEMV kernel forced (gemv_variant.h), then restores kAuto: the
+/// register kernel and the shared-memory ring kernel (shapes the ring does not take fall back to
+/// the register kernel, so those run it twice).
+template <class Fn>
+void for_each_kernel(Fn&& fn) {
+  for (cuda::GemvKernel k : {cuda::GemvKernel::kRegisters, cuda::GemvKernel::kRing, cuda::GemvKernel::kAuto}) {
+    SCOPED_TRACE(k == cuda::GemvKernel::kRegisters ? "register kernel"
+                 : k == cuda::GemvKernel::kRing    ? "ring kernel"
+                                                   : "auto");
+    cuda::set_gemv_kernel(k);
+    fn();
+  }
+  cuda::set_gemv_kernel(cuda::GemvKernel::kAuto);
+}
+
 class GemvTest : public ::testing::TestWithParam<Shape> {};
 
 /// gemv_bf16 / gemv_fp8 / gemv_nvfp4 (the single-job entry points) for one format.
-void check_single(cuda::GemvFormat f, Shape s) {
+void check_single_once(cuda::GemvFormat f, Shape s) {
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE(std::string(name_of(f)) + " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K) +
                " M=" + std::to_string(s.M) + " seed=" + std::to_string(seed));
@@ -154,6 +170,10 @@ void check_single(cuda::GemvFormat f, Shape s) {
   QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
   expect_close(testing::to_host<float>(dy, static_cast<size_t>(s.M) * s.N), reference(w.wf, x.xf, s.N, s.K, s.M),
                name_of(f));
+}
+
+void check_single(cuda::GemvFormat f, Shape s) {
+  for_each_kernel([&] { check_single_once(f, s); });
 }
 
 TEST_P(GemvTest, Bf16MatchesReference) {
@@ -222,11 +242,57 @@ TEST(GemvMulti, ThreeJobsOneLaunchMatchReference) {
         testing::poison(ys.back());
         jobs[j] = w[j].job(ys.back().get<float>());
       }
-      cuda::gemv_multi(jobs, 3, K, x.get(), M, nullptr);
-      QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
-      for (int j = 0; j < 3; ++j)
-        expect_close(testing::to_host<float>(ys[j], static_cast<size_t>(M) * Ns[j]),
-                     reference(w[j].wf, x.xf, Ns[j], K, M), "job " + std::to_string(j));
+      for_each_kernel([&] {
+        for (auto& y : ys) testing::poison(y);
+        cuda::gemv_multi(jobs, 3, K, x.get(), M, nullptr);
+        QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+        for (int j = 0; j < 3; ++j)
+          expect_close(testing::to_host<float>(ys[j], static_cast<size_t>(M) * Ns[j]),
+                       reference(w[j].wf, x.xf, Ns[j], K, M), "job " + std::to_string(j));
+      });
+    }
+}
+
+/// Shapes aimed at the ring kernel's edges (gemv_ring.cu), each under both kernels: K with fewer
+/// 128-byte spans per row than warps (K = 256), one more span than warps (NVFP4 K = 4352: 17),
+/// several spans per warp with a remainder (K = 15360 NVFP4: 60); N from 1 row (one block) to
+/// row ranges that are not multiples of the 16-row tile; jobs whose rows straddle a tile.
+TEST(GemvRing, EdgeShapesEveryFormat) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  const Shape shapes[] = {{1, 256, 1},     {17, 256, 8},    {700, 4352, 2},  {3001, 768, 1},
+                          {531, 3840, 4},  {2222, 256, 6},  {129, 15360, 1}, {4100, 1024, 3},
+                          {90, 4352, 7},   {16, 512, 5}};
+  for (cuda::GemvFormat f : {cuda::GemvFormat::kBF16, cuda::GemvFormat::kFP8, cuda::GemvFormat::kNVFP4})
+    for (const Shape& s : shapes) check_single(f, s);
+}
+
+/// Four jobs with row counts that are not multiples of 16 (tiles straddle jobs) on ring shapes.
+TEST(GemvRing, FourJobsStraddlingTiles) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  for (cuda::GemvFormat f : {cuda::GemvFormat::kBF16, cuda::GemvFormat::kFP8, cuda::GemvFormat::kNVFP4})
+    for (int M : {1, 4, 8}) {
+      const uint32_t seed = fresh_seed();
+      SCOPED_TRACE(std::string(name_of(f)) + " M=" + std::to_string(M) + " seed=" + std::to_string(seed));
+      std::mt19937 rng(seed);
+      const int K = 1024;
+      const int Ns[4] = {1027, 5, 333, 64};
+      std::vector<RandomWeight> w;
+      for (int N : Ns) w.emplace_back(f, N, K, rng);
+      RandomInput x(M, K, rng);
+      std::vector<cuda::DeviceBuffer> ys;
+      cuda::GemvJob jobs[4];
+      for (int j = 0; j < 4; ++j) {
+        ys.emplace_back(static_cast<size_t>(M) * Ns[j] * 4);
+        jobs[j] = w[j].job(ys.back().get<float>());
+      }
+      for_each_kernel([&] {
+        for (auto& y : ys) testing::poison(y);
+        cuda::gemv_multi(jobs, 4, K, x.get(), M, nullptr);
+        QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+        for (int j = 0; j < 4; ++j)
+          expect_close(testing::to_host<float>(ys[j], static_cast<size_t>(M) * Ns[j]),
+                       reference(w[j].wf, x.xf, Ns[j], K, M), "job " + std::to_string(j));
+      });
     }
 }
 
@@ -289,6 +355,44 @@ TEST(GemvGateUp, FusedMatchesUnfusedAndReference) {
         }
         EXPECT_EQ(far, 0u) << "fused and unfused GeGLU differ by more than one bf16 step";
       }
+    }
+}
+
+/// gemv_gate_up_gelu on shapes the ring kernel takes (K % 256 == 0), N not a multiple of its
+/// 8-row gate/up tiles, every M, each kernel: against the double reference.
+TEST(GemvRing, GateUpGeluEveryM) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  for (cuda::GemvFormat f : {cuda::GemvFormat::kBF16, cuda::GemvFormat::kFP8, cuda::GemvFormat::kNVFP4})
+    for (int M = 1; M <= cuda::kGemvMaxRows; ++M) {
+      const int N = M % 2 ? 1203 : 77, K = M % 3 ? 768 : 3840;
+      const uint32_t seed = fresh_seed();
+      SCOPED_TRACE(std::string(name_of(f)) + " N=" + std::to_string(N) + " K=" + std::to_string(K) +
+                   " M=" + std::to_string(M) + " seed=" + std::to_string(seed));
+      std::mt19937 rng(seed);
+      RandomWeight gate(f, N, K, rng), up(f, N, K, rng);
+      RandomInput x(M, K, rng);
+      const size_t n = static_cast<size_t>(M) * N;
+      const auto ref = gelu_mul_reference(reference(gate.wf, x.xf, N, K, M), reference(up.wf, x.xf, N, K, M));
+      cuda::DeviceBuffer act(n * 2);
+      for_each_kernel([&] {
+        testing::poison(act);
+        cuda::gemv_gate_up_gelu(gate.job(nullptr), up.job(nullptr), K, x.get(), M, act.get<cuda::bf16>(), nullptr);
+        QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+        const auto got = testing::to_host<uint16_t>(act, n);
+        double num = 0, den = 0;
+        for (size_t i = 0; i < n; ++i) den += double(ref[i]) * ref[i];
+        const double rms = std::sqrt(den / static_cast<double>(n));
+        size_t far = 0;
+        for (size_t i = 0; i < n; ++i) {
+          const float v = bf16_to_f32(got[i]);
+          ASSERT_TRUE(std::isfinite(v)) << "act element " << i << " not written";
+          num += (v - ref[i]) * double(v - ref[i]);
+          // One bf16 step (2^-7 relative at most) plus the fp32 accumulation error.
+          far += std::abs(v - ref[i]) > std::abs(ref[i]) / 100.0 + 1e-3 * rms;
+        }
+        EXPECT_LT(std::sqrt(num / den), 1e-2);
+        EXPECT_EQ(far, 0u) << "elements far from the reference";
+      });
     }
 }
 

@@ -28,6 +28,8 @@ struct FmtBf16 {
     return {ld_stream16(wrow + static_cast<size_t>(p) * kPieceBytes)};
   }
   static __device__ __forceinline__ Piece zero() { return {make_uint4(0, 0, 0, 0)}; }
+  /// A piece from 16 bytes already loaded (gemv_ring.cu's shared-memory stage).
+  static __device__ __forceinline__ Piece make(const uint4& w, uint32_t) { return {w}; }
   static __device__ __forceinline__ Ready prepare(const Piece& p) { return p; }
   template <int U>
   static __device__ __forceinline__ void unit(const Ready& r, uint32_t (&a)[4]) {
@@ -55,6 +57,8 @@ struct FmtFp8 {
     return {ld_stream16(wrow + static_cast<size_t>(p) * kPieceBytes)};
   }
   static __device__ __forceinline__ Piece zero() { return {make_uint4(0, 0, 0, 0)}; }
+  /// A piece from 16 bytes already loaded (gemv_ring.cu's shared-memory stage).
+  static __device__ __forceinline__ Piece make(const uint4& w, uint32_t) { return {w}; }
   static __device__ __forceinline__ Ready prepare(const Piece& p) { return p; }
   template <int U>
   static __device__ __forceinline__ void unit(const Ready& r, uint32_t (&a)[4]) {
@@ -105,6 +109,15 @@ struct FmtNvfp4 {
       r.w[0] = v.x; r.w[1] = v.y;
       r.s = __ldg(srow + p);
     }
+    return r;
+  }
+  /// A piece from its 16 bytes and its 2 scale bytes (low bits of `s`) already loaded
+  /// (gemv_ring.cu's shared-memory stage; kBytes == 16 only).
+  static __device__ __forceinline__ Piece make(const uint4& w, uint32_t s) {
+    static_assert(kBytes == 16, "the ring kernel takes 16-byte NVFP4 pieces");
+    Piece r;
+    r.w[0] = w.x; r.w[1] = w.y; r.w[2] = w.z; r.w[3] = w.w;
+    r.s = s;
     return r;
   }
   static __device__ __forceinline__ Piece zero() {

@@ -19,7 +19,10 @@
 #include <utility>
 
 #include "backend/cuda/cuda_utils.h"
+#include "backend/cuda/gemv_args.cuh"
 #include "backend/cuda/gemv_formats.cuh"
+#include "backend/cuda/gemv_ring.h"
+#include "backend/cuda/gemv_variant.h"
 #include "backend/cuda/kernels.h"
 
 namespace quench::cuda {
@@ -29,25 +32,6 @@ using namespace gemv_detail;
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-
-/// One Linear of a launch, device view.
-struct JobArgs {
-  const uint8_t* w = nullptr;   ///< weight rows (format-specific bytes)
-  const uint8_t* s = nullptr;   ///< NVFP4 block scales, else unused
-  float out_scale = 1.0f;       ///< fp32 factor on the accumulated sums
-  int N = 0;
-  float* y = nullptr;           ///< fp32 [M, N] (plain launches)
-};
-
-/// Everything a launch needs (passed by value as a __grid_constant__ parameter).
-struct LaunchArgs {
-  JobArgs job[kGemvMaxJobs];
-  int tile_end[kGemvMaxJobs] = {};  ///< cumulative block count after each job (plain launches)
-  int njobs = 0;
-  int K = 0, M = 0;
-  const bf16* x = nullptr;          ///< bf16 [M, K]
-  bf16* act = nullptr;              ///< gate/up launches: bf16 [M, N]
-};
 
 /// RT tiles of 16 rows x all of K per block. Plain (GATEUP = false): block b belongs to the job
 /// whose tile range holds it, its tiles are RT consecutive 16-row tiles of that job. GATEUP: job 0
@@ -297,8 +281,25 @@ JobArgs to_args(const GemvJob& j) {
   return a;
 }
 
+std::atomic<GemvKernel> g_kernel{GemvKernel::kAuto};
+
+/// kAuto's rule: the ring kernel (gemv_ring.cu) where it applies and x stays small enough to be
+/// re-read from L1 for every tile (M * K * 2 <= 32 KB: the ring leaves ~60-80 KB of L1), else
+/// the register kernel. Prediction (not yet measured): ring >= 85% of bandwidth on the 12B
+/// shapes at M = 1 (bytes in flight 128-160 KB per SM instead of ~64 KB).
+bool use_ring(GemvFormat f, int K, int M, const LaunchArgs& a) {
+  const GemvKernel k = g_kernel.load(std::memory_order_relaxed);
+  if (k == GemvKernel::kRegisters || !ring_supports(f, K, a)) return false;
+  if (k == GemvKernel::kRing) return true;
+  return static_cast<size_t>(M) * static_cast<size_t>(K) * 2 <= 32768;
+}
+
 template <bool GATEUP>
 void dispatch_format(GemvFormat f, int K, LaunchArgs& a, cudaStream_t stream) {
+  if (use_ring(f, K, a.M, a)) {
+    launch_ring(f, GATEUP, a, stream);
+    return;
+  }
   switch (f) {
     case GemvFormat::kBF16:
       GATEUP ? launch_gate_up<FmtBf16>(a, stream) : launch_plain<FmtBf16>(a, stream);
@@ -316,6 +317,9 @@ void dispatch_format(GemvFormat f, int K, LaunchArgs& a, cudaStream_t stream) {
 }
 
 }  // namespace
+
+void set_gemv_kernel(GemvKernel k) { g_kernel.store(k); }
+GemvKernel gemv_kernel() { return g_kernel.load(std::memory_order_relaxed); }
 
 void gemv_multi(const GemvJob* jobs, int njobs, int K, const bf16* x, int M, cudaStream_t stream) {
   if (njobs < 1 || njobs > kGemvMaxJobs)

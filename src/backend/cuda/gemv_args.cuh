@@ -1,0 +1,31 @@
+// quench/backend/cuda/gemv_args.cuh: the device-side arguments of one decode-GEMV launch (M <= 8
+// activation rows), shared by the register-streaming kernel (gemv_kernels.cu) and the
+// shared-memory ring kernel (gemv_ring.cu).
+#pragma once
+
+#include "backend/cuda/kernels.h"
+
+namespace quench::cuda::gemv_detail {
+
+/// One Linear of a launch, device view.
+struct JobArgs {
+  const uint8_t* w = nullptr;   ///< weight rows (format-specific bytes)
+  const uint8_t* s = nullptr;   ///< NVFP4 block scales, else unused
+  float out_scale = 1.0f;       ///< fp32 factor on the accumulated sums
+  int N = 0;
+  float* y = nullptr;           ///< fp32 [M, N] (plain launches)
+};
+
+/// Everything a launch needs (passed by value as a __grid_constant__ parameter).
+struct LaunchArgs {
+  JobArgs job[kGemvMaxJobs];
+  int tile_end[kGemvMaxJobs] = {};  ///< register kernel: cumulative block count after each job
+  int row_end[kGemvMaxJobs] = {};   ///< ring kernel: cumulative rows after each job (plain launches)
+  int rows_total = 0;               ///< ring kernel: rows split over the blocks (sum of N; gate/up: N)
+  int njobs = 0;
+  int K = 0, M = 0;
+  const bf16* x = nullptr;          ///< bf16 [M, K]
+  bf16* act = nullptr;              ///< gate/up launches: bf16 [M, N]
+};
+
+}  // namespace quench::cuda::gemv_detail

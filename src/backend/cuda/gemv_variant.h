@@ -1,0 +1,19 @@
+// quench/backend/cuda/gemv_variant.h: which decode-GEMV kernel gemv_multi / gemv_gate_up_gelu
+// (kernels.h) run, so that tests and `quench bench-kernels` can check and time each one on the
+// same shapes. Process-wide; the default (kAuto) is what the runner uses.
+#pragma once
+
+namespace quench::cuda {
+
+/// kRegisters: gemv_kernels.cu's kernel (weights streamed through registers, 8 warps per block,
+/// one block per 16-32 rows). kRing: gemv_ring.cu's persistent kernel (weights staged through a
+/// per-warp shared-memory ring by cp.async, one 16-warp block per SM); shapes it does not take
+/// (row bytes not a multiple of 128, unaligned pointers) run kRegisters. kAuto: kRing where
+/// supported and measured faster, else kRegisters (the rule is in gemv_kernels.cu).
+enum class GemvKernel { kAuto, kRegisters, kRing };
+
+/// Sets the kernel for later launches (not thread-safe against concurrent launches).
+void set_gemv_kernel(GemvKernel k);
+GemvKernel gemv_kernel();
+
+}  // namespace quench::cuda
