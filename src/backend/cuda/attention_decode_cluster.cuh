@@ -13,7 +13,6 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
-#include <utility>
 
 #include "backend/cuda/cuda_utils.h"
 #include "backend/cuda/kernels.h"
@@ -95,7 +94,7 @@ __device__ __forceinline__ void cluster_merge_splits(const float* acc_s, const f
 
 /// Enqueues kernel<<<grid, block, smem, stream>>>(args...) as clusters of `cluster` CTAs, with
 /// the PDL attribute under the same rule as pdl.cuh's launch_kernel (on, and a created stream).
-/// Checks the launch (throws CudaError).
+/// Checks the launch (throws CudaError); a launch refused with PDL is retried once without it.
 template <typename... KArgs, typename... Args>
 void launch_clustered(void (*kernel)(KArgs...), dim3 grid, dim3 block, dim3 cluster, size_t smem, cudaStream_t stream,
                       Args&&... args) {
@@ -113,8 +112,18 @@ void launch_clustered(void (*kernel)(KArgs...), dim3 grid, dim3 block, dim3 clus
   attr[1].val.programmaticStreamSerializationAllowed = 1;
   const bool default_stream = stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread;
   cfg.attrs = attr;
-  cfg.numAttrs = programmatic_dependent_launch() && !default_stream ? 2 : 1;
-  QUENCH_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+  // A driver that refuses PDL together with cluster dims gets the plain cluster launch from then on
+  // (decided at the first launch, which the runner makes outside a graph capture).
+  static bool pdl_refused = false;
+  cfg.numAttrs = programmatic_dependent_launch() && !default_stream && !pdl_refused ? 2 : 1;
+  cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, args...);
+  if (err != cudaSuccess && cfg.numAttrs == 2) {
+    (void)cudaGetLastError();
+    pdl_refused = true;
+    cfg.numAttrs = 1;
+    err = cudaLaunchKernelEx(&cfg, kernel, args...);
+  }
+  QUENCH_CUDA_CHECK(err);
 }
 
 /// The largest cluster size in {16, 8, 4, 2, 1} that the occupancy calculator can place for

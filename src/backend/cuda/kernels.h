@@ -130,7 +130,8 @@ struct BlockTables {
 ///   k fp32 [T, Hkv*D] -> cache K            = rope(rmsnorm(k, k_norm))
 ///   v fp32 [T, Hkv*D] (the raw k for k_eq_v layers) -> cache V = rmsnorm_noweight(v)
 /// inv_freq fp32 [D/2] (zeros beyond the rotated pairs for proportional RoPE, §2.5); angles are
-/// pos * inv_freq in fp32, NeoX pairing (j, j + D/2).
+/// pos * inv_freq in fp32, NeoX pairing (j, j + D/2). Launched with PDL (pdl.cuh): meta.pos and
+/// inv_freq are read before waiting on the previous kernel (they must not be its outputs).
 void qkv_norm_rope_store(const float* q, const float* k, const float* v, int T, int Hq, int Hkv, int D,
                          const float* q_norm, const float* k_norm, const float* inv_freq, float eps, TokenMeta meta,
                          BlockTables tables, KvLayerView cache, bf16* q_out, cudaStream_t stream);

@@ -1,9 +1,12 @@
 // quench/backend/cuda/qkv_rope_kernels.cu: q/k norms, weight-less v norm, RoPE (default and
 // proportional) and the write of K/V into the paged cache (gemma4-architecture.md §2.4, §2.5).
+// Launched with Programmatic Dependent Launch (pdl.cuh): the RoPE angles (position, inv_freq)
+// are computed before waiting on the projection GEMV that precedes it in a decode step.
 #include <cuda_fp8.h>
 
 #include "backend/cuda/cuda_utils.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace quench::cuda {
 namespace {
@@ -47,6 +50,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock)
     s[i] = 0.0f;
     if (j < half) sincosf(static_cast<float>(pos) * inv_freq[j], &s[i], &c[i]);
   }
+  pdl_wait();  // the projections (and, for the cache, nothing older) come from the previous kernel
   if (head < Hq) {
     const float* src = q + (static_cast<size_t>(t) * Hq + head) * D;
     float a[PPL], b[PPL], ss = 0.0f;
@@ -113,12 +117,11 @@ void launch_qkv(const float* q, const float* k, const float* v, int T, int Hq, i
   const size_t units = static_cast<size_t>(T) * (Hq + Hkv);
   const unsigned blocks = static_cast<unsigned>((units + kWarpsPerBlock - 1) / kWarpsPerBlock);
   if (cache.fp8)
-    qkv_kernel<PPL, uint8_t><<<blocks, 32 * kWarpsPerBlock, 0, stream>>>(q, k, v, T, Hq, Hkv, D, q_norm, k_norm,
-                                                                         inv_freq, eps, meta, tables, cache, q_out);
+    launch_kernel(qkv_kernel<PPL, uint8_t>, dim3(blocks), dim3(32 * kWarpsPerBlock), stream, q, k, v, T, Hq, Hkv, D,
+                  q_norm, k_norm, inv_freq, eps, meta, tables, cache, q_out);
   else
-    qkv_kernel<PPL, bf16><<<blocks, 32 * kWarpsPerBlock, 0, stream>>>(q, k, v, T, Hq, Hkv, D, q_norm, k_norm, inv_freq,
-                                                                      eps, meta, tables, cache, q_out);
-  QUENCH_CUDA_LAUNCH_CHECK();
+    launch_kernel(qkv_kernel<PPL, bf16>, dim3(blocks), dim3(32 * kWarpsPerBlock), stream, q, k, v, T, Hq, Hkv, D,
+                  q_norm, k_norm, inv_freq, eps, meta, tables, cache, q_out);
 }
 
 }  // namespace
