@@ -10,7 +10,7 @@
 // Weights rotate over copies in a random pool of >= 4x the L2, so every launch reads W from
 // DRAM; x (<= 4 MB for decode) stays in L2 as it does in a decode step. Case names end in the
 // tiling "MTxNTxSTAGES/SPLITS rSUBwWARPS" (mma_gemm.h); "try" lines sweep every compiled tiling on the main
-// NVFP4/FP8/bf16 shapes at M = 16 and 64.
+// NVFP4/FP8/bf16 shapes at M = 16 and 64 (NVFP4 also 32 and 128).
 #ifdef QUENCH_HAVE_CUDA
 #include <cublas_v2.h>
 
@@ -59,7 +59,8 @@ struct Shape {
 
 /// Shapes whose every compiled tiling is timed too (the data behind the default by M).
 bool sweep(const Shape& s, int M) {
-  if (M != 16 && M != 64) return false;
+  if (M > 128) return false;
+  if (M != 16 && M != 64 && s.format != WeightFormat::kNVFP4) return false;
   return (s.format == WeightFormat::kNVFP4 && s.K == 3840) || (s.format == WeightFormat::kNVFP4 && s.N == 3840) ||
          (s.format == WeightFormat::kBF16 && s.K == 3840 && (s.N == 4096 || s.N == 15360)) ||
          (s.format == WeightFormat::kFP8 && s.N == 15360);
@@ -158,22 +159,26 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
                      ref_us});
     }
   }
-  // One launch for several weights on the same x (mma_gemm_multi) against one launch each:
-  // sliding q/k/v (bf16 4096 + 2048 + 2048 rows) and gate/up (NVFP4 2 x 15360 rows).
+  // One launch for several weights on the same x (mma_gemm_multi, what LinearExecutor runs for
+  // q/k/v and gate/up at M > 8) against one mma_gemm launch each and, for bf16, one cuBLAS call
+  // each (the path bf16 groups take when mma_gemm is not preferred): the 12B's sliding q/k/v
+  // (4096 + 2048 + 2048 rows), global q/k (8192 + 512, k_eq_v) and gate/up (2 x 15360) in NVFP4/FP8.
   struct Group {
     const char* name;
     WeightFormat format;
     std::vector<int> Ns;
   };
   for (const Group& grp : {Group{"bf16 qkv 4096+2048+2048 K=3840", WeightFormat::kBF16, {4096, 2048, 2048}},
-                           Group{"nvfp4 gate+up 2x15360 K=3840", WeightFormat::kNVFP4, {15360, 15360}}}) {
+                           Group{"bf16 qk-global 8192+512 K=3840", WeightFormat::kBF16, {8192, 512}},
+                           Group{"nvfp4 gate+up 2x15360 K=3840", WeightFormat::kNVFP4, {15360, 15360}},
+                           Group{"fp8 gate+up 2x15360 K=3840", WeightFormat::kFP8, {15360, 15360}}}) {
     const int K = 3840;
     std::vector<cuda::GemmWeight> views;
     double bytes_w = 0;
     size_t off = 0;
     for (int N : grp.Ns) {
       const size_t nk = static_cast<size_t>(N) * K;
-      const size_t wb = grp.format == WeightFormat::kNVFP4 ? nk / 2 : nk * 2;
+      const size_t wb = grp.format == WeightFormat::kNVFP4 ? nk / 2 : grp.format == WeightFormat::kFP8 ? nk : nk * 2;
       const size_t sb = grp.format == WeightFormat::kNVFP4 ? nk / 16 : 0;
       const uint8_t* base = pool.get<uint8_t>() + off;
       views.push_back({grp.format, N, K, base, sb ? base + wb : nullptr, 0.01f});
@@ -190,7 +195,7 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
       }
       return v;
     };
-    for (const int M : {16, 64}) {
+    for (const int M : {16, 32, 64, 128}) {
       std::vector<float*> ys;
       size_t yoff = 0;
       for (int N : grp.Ns) {
@@ -209,6 +214,10 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
                                  ws.bytes(), env.stream);
           },
           env);
+      const cuda::MmaGemmTiling t = cuda::mma_gemm_multi_tiling(views.data(), static_cast<int>(views.size()), M);
+      out.push_back({"gemm", fmt::format("{} M={} multi {}x{}x{}/{} r{}w{}", grp.name, M, t.mt, t.nt, t.stages,
+                                         t.splits, t.sub, t.warps),
+                     bytes, flops, one_us});
       k = 0;
       const double sep_us = median_kernel_us(
           [&] {
@@ -217,8 +226,22 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
               cuda::mma_gemm(v[j], x.get<bf16>(), M, ys[j], ws.get(), ws.bytes(), env.stream);
           },
           env);
-      out.push_back({"gemm", fmt::format("{} M={} multi", grp.name, M), bytes, flops, one_us});
       out.push_back({"gemm", fmt::format("{} M={} separate", grp.name, M), bytes, flops, sep_us});
+      if (grp.format == WeightFormat::kBF16) {
+        k = 0;
+        const double cublas_us = median_kernel_us(
+            [&] {
+              const auto v = rotated(k++ % n_groups);
+              for (size_t j = 0; j < v.size(); ++j) {
+                const float alpha = 1.0f, beta = 0.0f;
+                QUENCH_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, v[j].N, M, K, &alpha, v[j].data,
+                                                 CUDA_R_16BF, K, x.get<bf16>(), CUDA_R_16BF, K, &beta, ys[j],
+                                                 CUDA_R_32F, v[j].N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+              }
+            },
+            env);
+        out.push_back({"gemm", fmt::format("{} M={} cublas", grp.name, M), bytes, flops, cublas_us});
+      }
     }
   }
   cublasDestroy(handle);

@@ -132,7 +132,7 @@ std::vector<Case> cases() {
   const WeightFormat formats[] = {WeightFormat::kBF16, WeightFormat::kFP8, WeightFormat::kNVFP4};
   // K: 208 = 128 + 80 (NVFP4 rows 8-byte aligned, scale rows 13 bytes), 1040 = 8·128 + 16,
   // 2112 = 16·128 + 64 (aligned NVFP4 rows and scale rows, partial last chunk).
-  const int Ms[] = {9, 16, 17, 33, 64, 128, 200, 512};
+  const int Ms[] = {9, 16, 17, 33, 64, 100, 128, 200, 512};
   for (WeightFormat f : formats) {
     for (int M : Ms) out.push_back({f, 300, 208, M});
     out.push_back({f, 200, 1040, 16});
@@ -157,30 +157,34 @@ INSTANTIATE_TEST_SUITE_P(Shapes, MmaGemmTest, ::testing::ValuesIn(cases()),
 // counts (both reductions), on one shape with every tail: N, K and M not multiples of any tile.
 TEST(MmaGemm, EveryTilingMatchesReference) {
   QUENCH_SKIP_WITHOUT_GPU();
-  const int N = 333, K = 1040, M = 45;
-  for (WeightFormat f : {WeightFormat::kBF16, WeightFormat::kFP8, WeightFormat::kNVFP4}) {
-    std::mt19937 rng(4242 + static_cast<int>(f));
-    TestWeight w = make_weight(f, N, K, rng);
-    std::vector<float> xf;
-    auto dx = testing::to_device(testing::random_bf16(static_cast<size_t>(M) * K, 1.0f, rng, xf));
-    const auto ref = reference(w.values, xf, N, K, M);
-    for (cuda::MmaGemmTiling t : cuda::mma_gemm_tilings()) {
-      for (int splits : {1, 3, 9}) {  // 3: reduced in a cluster; 9: partials + reduction kernel
-        t.splits = splits;
-        SCOPED_TRACE(::testing::Message() << weight_format_name(f) << " mt=" << t.mt << " nt=" << t.nt
-                                        << " stages=" << t.stages << " sub=" << t.sub << " warps=" << t.warps
-                                        << " splits=" << splits);
-        cuda::DeviceBuffer dy(static_cast<size_t>(M) * N * 4);
-        cuda::DeviceBuffer ws(std::max<size_t>(cuda::mma_gemm_workspace_bytes(w.view, M, t), 16));
-        testing::poison(dy);
-        testing::poison(ws);
-        cuda::mma_gemm(w.view, t, dx.get<cuda::bf16>(), M, dy.get<float>(), ws.get(), ws.bytes(), nullptr);
-        QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
-        auto y = testing::to_host<float>(dy, static_cast<size_t>(M) * N);
-        size_t non_finite = 0;
-        for (float v : y) non_finite += !std::isfinite(v);
-        ASSERT_EQ(non_finite, 0u);
-        EXPECT_LT(rel_l2(y.data(), ref.data(), y.size()), 1e-4);
+  // K = 1040: unaligned NVFP4 rows and scale rows (the bounds-checked loads throughout);
+  // K = 2112: aligned rows, full chunks take the unchecked loads, the last chunk is partial.
+  const int N = 333, M = 45;
+  for (const int K : {1040, 2112}) {
+    for (WeightFormat f : {WeightFormat::kBF16, WeightFormat::kFP8, WeightFormat::kNVFP4}) {
+      std::mt19937 rng(4242 + static_cast<int>(f) + K);
+      TestWeight w = make_weight(f, N, K, rng);
+      std::vector<float> xf;
+      auto dx = testing::to_device(testing::random_bf16(static_cast<size_t>(M) * K, 1.0f, rng, xf));
+      const auto ref = reference(w.values, xf, N, K, M);
+      for (cuda::MmaGemmTiling t : cuda::mma_gemm_tilings()) {
+        for (int splits : {1, 3, 9}) {  // 3: reduced in a cluster; 9: partials + reduction kernel
+          t.splits = splits;
+          SCOPED_TRACE(::testing::Message() << weight_format_name(f) << " K=" << K << " mt=" << t.mt
+                                            << " nt=" << t.nt << " stages=" << t.stages << " sub=" << t.sub
+                                            << " warps=" << t.warps << " splits=" << splits);
+          cuda::DeviceBuffer dy(static_cast<size_t>(M) * N * 4);
+          cuda::DeviceBuffer ws(std::max<size_t>(cuda::mma_gemm_workspace_bytes(w.view, M, t), 16));
+          testing::poison(dy);
+          testing::poison(ws);
+          cuda::mma_gemm(w.view, t, dx.get<cuda::bf16>(), M, dy.get<float>(), ws.get(), ws.bytes(), nullptr);
+          QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+          auto y = testing::to_host<float>(dy, static_cast<size_t>(M) * N);
+          size_t non_finite = 0;
+          for (float v : y) non_finite += !std::isfinite(v);
+          ASSERT_EQ(non_finite, 0u);
+          EXPECT_LT(rel_l2(y.data(), ref.data(), y.size()), 1e-4);
+        }
       }
     }
   }
@@ -190,38 +194,41 @@ TEST(MmaGemm, EveryTilingMatchesReference) {
 // counts are not multiples of the row tile, so a block never mixes two weights' rows.
 TEST(MmaGemm, MultiMatchesEachReference) {
   QUENCH_SKIP_WITHOUT_GPU();
-  const int K = 1040;
-  const int Ns[] = {300, 77, 200};
+  const int kNs[] = {300, 77, 200};
   for (WeightFormat f : {WeightFormat::kBF16, WeightFormat::kFP8, WeightFormat::kNVFP4})
-    for (int M : {17, 64, 130}) {
-      SCOPED_TRACE(::testing::Message() << weight_format_name(f) << " M=" << M);
-      std::mt19937 rng(99 + M + static_cast<int>(f));
-      std::vector<TestWeight> w;
-      std::vector<cuda::GemmWeight> views;
-      for (int N : Ns) {
-        w.push_back(make_weight(f, N, K, rng));
-        views.push_back(w.back().view);
-      }
-      std::vector<float> xf;
-      auto dx = testing::to_device(testing::random_bf16(static_cast<size_t>(M) * K, 1.0f, rng, xf));
-      std::vector<cuda::DeviceBuffer> dy;
-      std::vector<float*> ys;
-      for (int N : Ns) {
-        dy.emplace_back(static_cast<size_t>(M) * N * 4);
-        testing::poison(dy.back());
-        ys.push_back(dy.back().get<float>());
-      }
-      const size_t ws_bytes = cuda::mma_gemm_multi_workspace_bytes(views.data(), 3, M);
-      cuda::DeviceBuffer ws(std::max<size_t>(ws_bytes, 16));
-      cuda::mma_gemm_multi(views.data(), ys.data(), 3, dx.get<cuda::bf16>(), M, ws.get(), ws.bytes(), nullptr);
-      QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
-      for (int j = 0; j < 3; ++j) {
-        auto y = testing::to_host<float>(dy[j], static_cast<size_t>(M) * Ns[j]);
-        size_t non_finite = 0;
-        for (float v : y) non_finite += !std::isfinite(v);
-        ASSERT_EQ(non_finite, 0u) << "weight " << j;
-        const auto ref = reference(w[j].values, xf, Ns[j], K, M);
-        EXPECT_LT(rel_l2(y.data(), ref.data(), y.size()), 1e-4) << "weight " << j;
+    for (int M : {9, 17, 33, 64, 100, 130}) {
+      for (int jobs : {2, 3}) {
+        SCOPED_TRACE(::testing::Message() << weight_format_name(f) << " M=" << M << " jobs=" << jobs);
+        const std::vector<int> Ns(kNs, kNs + jobs);
+        const int K = jobs == 2 ? 2112 : 1040;  // aligned rows (unchecked loads) / unaligned NVFP4 rows
+        std::mt19937 rng(99 + M + static_cast<int>(f));
+        std::vector<TestWeight> w;
+        std::vector<cuda::GemmWeight> views;
+        for (int N : Ns) {
+          w.push_back(make_weight(f, N, K, rng));
+          views.push_back(w.back().view);
+        }
+        std::vector<float> xf;
+        auto dx = testing::to_device(testing::random_bf16(static_cast<size_t>(M) * K, 1.0f, rng, xf));
+        std::vector<cuda::DeviceBuffer> dy;
+        std::vector<float*> ys;
+        for (int N : Ns) {
+          dy.emplace_back(static_cast<size_t>(M) * N * 4);
+          testing::poison(dy.back());
+          ys.push_back(dy.back().get<float>());
+        }
+        const size_t ws_bytes = cuda::mma_gemm_multi_workspace_bytes(views.data(), jobs, M);
+        cuda::DeviceBuffer ws(std::max<size_t>(ws_bytes, 16));
+        cuda::mma_gemm_multi(views.data(), ys.data(), jobs, dx.get<cuda::bf16>(), M, ws.get(), ws.bytes(), nullptr);
+        QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+        for (int j = 0; j < jobs; ++j) {
+          auto y = testing::to_host<float>(dy[j], static_cast<size_t>(M) * Ns[j]);
+          size_t non_finite = 0;
+          for (float v : y) non_finite += !std::isfinite(v);
+          ASSERT_EQ(non_finite, 0u) << "weight " << j;
+          const auto ref = reference(w[j].values, xf, Ns[j], K, M);
+          EXPECT_LT(rel_l2(y.data(), ref.data(), y.size()), 1e-4) << "weight " << j;
+        }
       }
     }
 }

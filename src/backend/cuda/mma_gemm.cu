@@ -1,7 +1,9 @@
 // quench/backend/cuda/mma_gemm.cu: the weight-only tensor-core GEMM of mma_gemm.h.
 //
-// Tiling. A block is 4 warps; warp w owns MT tiles of 16 W rows (rows row0 + (w*MT + t)*16 ..)
-// and all 8*NT tokens of the block's token tile. K is walked in chunks of 64 bytes of W per row
+// Tiling. A block is WARPS (4 or 8) warps; warp w owns MT tiles of 16 W rows (rows row0 +
+// (w*MT + t)*16 ..) and all 8*NT tokens of the block's token tile, so each x fragment it builds
+// feeds MT W tiles. Full chunks (inside K, aligned rows) are copied without bounds arithmetic,
+// from per-thread addresses computed once per block (LoadCtx). K is walked in chunks of 64 bytes of W per row
 // (bf16: 32 k, FP8: 64 k, NVFP4: 128 k); lane (g = lane/4, tig = lane%4) of a warp copies and
 // later reads the 16 bytes [tig*16, tig*16+16) of its rows g and g+8 of each tile, so W needs no
 // shared-memory barrier of its own and is read without bank conflicts. x chunks (and NVFP4 block
@@ -40,11 +42,14 @@ enum class Fmt { kBf16, kFp8, kFp4 };
 /// Shared-memory layout of one pipeline stage and the chunk geometry of a kernel variant:
 /// WARPS warps per block, MT tiles of 16 W rows per warp, NT tiles of 8 tokens per block, and
 /// chunks of SUB × 64 contiguous bytes per W row (longer runs per row keep DRAM pages open).
+/// MINB blocks per SM is the occupancy the register budget is capped for (__launch_bounds__).
 template <Fmt F_, int MT_, int NT_, int SUB_, int WARPS_>
 struct Tile {
   static constexpr Fmt F = F_;
   static constexpr int MT = MT_, NT = NT_, SUB = SUB_;
   static constexpr int kWarps = WARPS_, kThreads = WARPS_ * 32;
+  /// 8-warp blocks: two per SM (<= 128 registers), 4-warp blocks: three (<= 168).
+  static constexpr int kMinBlocks = WARPS_ >= 8 ? 2 : 3;
   static constexpr int KS = F == Fmt::kFp4 ? 128 : F == Fmt::kFp8 ? 64 : 32;  ///< k per 64-byte sub-chunk
   static constexpr int KC = KS * SUB;          ///< k per chunk
   static constexpr int U = KS / 32;            ///< 16-byte x units per thread per token per sub-chunk
@@ -52,15 +57,20 @@ struct Tile {
   static constexpr int BT = NT * 8;            ///< tokens per block
   static constexpr int kWBytes = BR * 64 * SUB;
   static constexpr int kScBytes = F == Fmt::kFp4 ? BR * 8 * SUB : 0;
-  /// Row stride of x in shared memory: lanes g and g+1 of one 128-bit load land 64 bytes apart
-  /// (mod 128), so the 8 lanes of a load phase hit distinct banks.
+  /// x in shared memory: one row of kXRow bytes per token, no padding. The 8 lanes of one
+  /// 128-bit load phase are tokens g, g+1 (4 units each); with rows a multiple of 128 bytes the
+  /// odd tokens' 64-byte halves are swapped (unit slot ^ 4), so the phase hits distinct banks.
   static constexpr int kXRow = U * 64 * SUB;
-  static constexpr int kXStride = kXRow + (kXRow % 128 == 0 ? 64 : 0);
-  static constexpr int kXBytes = BT * kXStride;
+  static constexpr bool kXSwizzle = kXRow % 128 == 0;
+  static constexpr int kXBytes = BT * kXRow;
   static constexpr int kStage = kWBytes + kScBytes + kXBytes;
   static constexpr int kRedBytes = kThreads * MT * NT * 16;  ///< accumulators for the cluster reduce
   template <int S>
   static constexpr int smem() { return S * kStage > kRedBytes ? S * kStage : kRedBytes; }
+  /// Byte offset in a stage's x tile of 16-byte unit `slot` of token `t`.
+  static __device__ __forceinline__ int x_off(int t, int slot) {
+    return t * kXRow + (kXSwizzle ? (slot ^ ((t & 1) << 2)) : slot) * 16;
+  }
 };
 
 /// Linears computed by one launch (same x, K and format; their row blocks are concatenated).
@@ -84,8 +94,10 @@ struct Params {
   int row_bytes;          // bytes of one W row
   int nchunks, splits, token_tiles;
   float out_scale;
+  int full_chunks;        // chunks [0, full_chunks) lie entirely inside K
   bool w_aligned16;       // every W row starts 16-byte aligned
   bool sc_aligned4;       // every block-scale chunk starts 4-byte aligned
+  bool aligned;           // w_aligned16 and (NVFP4) sc_aligned4: full chunks take the fast path
   bool cluster_reduce;    // splits > 1 reduced inside a cluster of `splits` blocks (no partials)
 };
 
@@ -138,11 +150,58 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
 
 // ---- one chunk: global -> shared ----------------------------------------------------------
 
+/// Per-thread source pointers of a block's tiles, computed once: W and scale rows past N are
+/// clamped to row N-1 (their products land in rows that are never stored), x tokens past M are
+/// zero-filled.
 template <class T>
-__device__ __forceinline__ void load_chunk(const Params& p, const Job& jb, uint8_t* st, int chunk, int row0,
-                                           int tok0) {
-  constexpr int MT = T::MT, SUB = T::SUB;
+struct LoadCtx {
+  const uint8_t* w;         ///< this lane's 16-byte column of its first W row, chunk 0
+  uint32_t woff[T::MT][2];  ///< byte offsets of rows (tile, half) from that row
+  const uint8_t* sc;        ///< NVFP4: this lane's 4-byte piece of its first scale row
+  uint32_t scoff[T::MT];
+  const bf16* x;            ///< this thread's first x unit (token t0, unit u), chunk 0
+  int t0, u;                ///< token (in the tile) and 16-byte unit of the first x slot
+};
+
+template <class T>
+__device__ __forceinline__ LoadCtx<T> make_load_ctx(const Params& p, const Job& jb, int row0, int tok0) {
+  constexpr int MT = T::MT;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+  LoadCtx<T> c;
+  const int wr0 = min(row0 + warp * MT * 16 + g, jb.N - 1);
+  c.w = jb.w + static_cast<size_t>(wr0) * p.row_bytes + tig * 16;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      c.woff[mt][h] = static_cast<uint32_t>(min(row0 + (warp * MT + mt) * 16 + h * 8 + g, jb.N - 1) - wr0) *
+                      static_cast<uint32_t>(p.row_bytes);
+  if constexpr (T::F == Fmt::kFp4) {
+    const int sc_row = p.K / 16;
+    const int sr0 = min(row0 + warp * MT * 16 + lane / 2, jb.N - 1);
+    c.sc = jb.sc + static_cast<size_t>(sr0) * sc_row + (lane % 2) * 4;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+      c.scoff[mt] = static_cast<uint32_t>(min(row0 + (warp * MT + mt) * 16 + lane / 2, jb.N - 1) - sr0) *
+                    static_cast<uint32_t>(sc_row);
+  } else {
+    c.sc = nullptr;
+  }
+  constexpr int kPerTok = 4 * T::U * T::SUB;
+  c.t0 = threadIdx.x / kPerTok;
+  c.u = threadIdx.x % kPerTok;
+  c.x = p.x + static_cast<size_t>(tok0 + c.t0) * p.K + c.u * 8;
+  return c;
+}
+
+/// Copies chunk `chunk` of the block's W rows, block scales and x tokens into stage `st`.
+/// FULL: the chunk lies inside K and every W row / scale row is 16- / 4-byte aligned, so no
+/// bounds arithmetic; else bytes past K are zero-filled.
+template <class T, bool FULL>
+__device__ __forceinline__ void load_chunk(const Params& p, const Job& jb, const LoadCtx<T>& c, uint8_t* st,
+                                           int chunk, int tok0) {
+  constexpr int MT = T::MT, SUB = T::SUB;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, tig = lane % 4;
   // W: each lane its own 16 bytes of rows g and g+8 of each of its tiles, per 64-byte sub-chunk;
   // a row's SUB sub-chunks are contiguous in memory.
 #pragma unroll
@@ -151,17 +210,20 @@ __device__ __forceinline__ void load_chunk(const Params& p, const Job& jb, uint8
     for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const int row = min(row0 + (warp * MT + mt) * 16 + h * 8 + g, jb.N - 1);
-        const int off = (chunk * SUB + sub) * 64 + tig * 16;
-        const int valid = max(0, min(16, p.row_bytes - off));
-        const uint8_t* src = jb.w + static_cast<size_t>(row) * p.row_bytes + off;
+        const int off = (chunk * SUB + sub) * 64;
+        const uint8_t* src = c.w + c.woff[mt][h] + off;
         uint8_t* dst = st + (((sub * T::kWarps + warp) * MT + mt) * 2 + h) * 512 + lane * 16;
-        if (p.w_aligned16) {
-          cp_async16(dst, valid ? src : jb.w, valid);
-        } else {  // NVFP4 with K % 32 != 0: rows are 8-byte aligned
-          const int v0 = min(valid, 8), v1 = max(0, valid - 8);
-          cp_async8(dst, v0 ? src : jb.w, v0);
-          cp_async8(dst + 8, v1 ? src + 8 : jb.w, v1);
+        if constexpr (FULL) {
+          cp_async16(dst, src, 16);
+        } else {
+          const int valid = max(0, min(16, p.row_bytes - off - tig * 16));
+          if (p.w_aligned16) {
+            cp_async16(dst, valid ? src : jb.w, valid);
+          } else {  // NVFP4 with K % 32 != 0: rows are 8-byte aligned
+            const int v0 = min(valid, 8), v1 = max(0, valid - 8);
+            cp_async8(dst, v0 ? src : jb.w, v0);
+            cp_async8(dst + 8, v1 ? src + 8 : jb.w, v1);
+          }
         }
       }
     }
@@ -173,35 +235,41 @@ __device__ __forceinline__ void load_chunk(const Params& p, const Job& jb, uint8
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt) {
         const int r = lane / 2, part = piece * 2 + lane % 2;
-        const int row = min(row0 + (warp * MT + mt) * 16 + r, jb.N - 1);
-        const int off = chunk * 8 * SUB + part * 4;
-        const uint8_t* src = jb.sc + static_cast<size_t>(row) * sc_row + off;
+        const int off = chunk * 8 * SUB + piece * 8;  // + (lane % 2) * 4 inside c.sc
+        const uint8_t* src = c.sc + c.scoff[mt] + off;
         uint8_t* dst = st + T::kWBytes + ((warp * MT + mt) * 16 + r) * 8 * SUB + part * 4;
-        if (p.sc_aligned4) {
-          const int valid = max(0, min(4, sc_row - off));
+        if constexpr (FULL) {
+          cp_async4(dst, src, 4);
+        } else if (p.sc_aligned4) {
+          const int valid = max(0, min(4, sc_row - off - (lane % 2) * 4));
           cp_async4(dst, valid ? src : jb.sc, valid);
         } else {
           uint32_t v = 0;
 #pragma unroll
           for (int b = 0; b < 4; ++b)
-            if (off + b < sc_row) v |= static_cast<uint32_t>(src[b]) << (8 * b);
+            if (off + (lane % 2) * 4 + b < sc_row) v |= static_cast<uint32_t>(src[b]) << (8 * b);
           *reinterpret_cast<uint32_t*>(dst) = v;
         }
       }
   }
   // x: BT tokens × 4U·SUB units of 16 bytes; unit u of a token (sub-chunk u / 4U, unit ul within)
-  // goes to slot (u / 4U) * 4U + (ul % U) * 4 + ul / U.
+  // goes to slot (u / 4U) * 4U + (ul % U) * 4 + ul / U (the order compute_sub reads them in).
   uint8_t* xs = st + T::kWBytes + T::kScBytes;
   constexpr int kPerTok = 4 * T::U * SUB;
   constexpr int kUnits = T::BT * kPerTok;
+  static_assert(T::kThreads % kPerTok == 0, "x units per token must divide the block");
+  constexpr int kTokStep = T::kThreads / kPerTok;
+  const int sub = c.u / (4 * T::U), ul = c.u % (4 * T::U);
+  const int slot = sub * 4 * T::U + (ul % T::U) * 4 + ul / T::U;
+  const int k = chunk * T::KC + c.u * 8;
 #pragma unroll
-  for (int i = threadIdx.x; i < kUnits; i += T::kThreads) {
-    const int t = i / kPerTok, u = i % kPerTok;
-    const int sub = u / (4 * T::U), ul = u % (4 * T::U);
-    const int tok = tok0 + t, k = chunk * T::KC + u * 8;
-    const bool ok = tok < p.M && k < p.K;
-    const bf16* src = ok ? p.x + static_cast<size_t>(tok) * p.K + k : p.x;
-    cp_async16(xs + t * T::kXStride + (sub * 4 * T::U + (ul % T::U) * 4 + ul / T::U) * 16, src, ok ? 16 : 0);
+  for (int i = 0; i * T::kThreads < kUnits; ++i) {
+    const int t = c.t0 + i * kTokStep;
+    if (kUnits % T::kThreads == 0 || t < T::BT) {
+      const bool ok = tok0 + t < p.M && (FULL || k < p.K);
+      const bf16* src = ok ? c.x + static_cast<size_t>(i * kTokStep) * p.K + chunk * T::KC : p.x;
+      cp_async16(xs + T::x_off(t, slot), src, ok ? 16 : 0);
+    }
   }
 }
 
@@ -230,10 +298,12 @@ __device__ __forceinline__ void compute_sub(const uint8_t* st, int sub, float (&
       for (int h = 0; h < 2; ++h) {
         const uint16_t s2 = *reinterpret_cast<const uint16_t*>(
             st + T::kWBytes + ((warp * MT + mt) * 16 + g + 8 * h) * 8 * T::SUB + sub * 8 + tig * 2);
+        // E4M3 pair -> half2 (exact, one cvt) -> fp32 × 2^118 (exact) -> bf16 pair {s, s}.
         const __half2_raw hr = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(s2), __NV_E4M3);
         const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&hr));
-        const __nv_bfloat162 b0 = __float2bfloat162_rn(f.x * 0x1p118f);
-        const __nv_bfloat162 b1 = __float2bfloat162_rn(f.y * 0x1p118f);
+        const float f0 = f.x * 0x1p118f, f1 = f.y * 0x1p118f;
+        const __nv_bfloat162 b0 = __floats2bfloat162_rn(f0, f0);
+        const __nv_bfloat162 b1 = __floats2bfloat162_rn(f1, f1);
         sc[mt][h][0] = *reinterpret_cast<const uint32_t*>(&b0);
         sc[mt][h][1] = *reinterpret_cast<const uint32_t*>(&b1);
       }
@@ -247,8 +317,7 @@ __device__ __forceinline__ void compute_sub(const uint8_t* st, int sub, float (&
     uint32_t b[NT][2][2];
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
-      const uint4 xv = *reinterpret_cast<const uint4*>(xs + (8 * j + g) * T::kXStride +
-                                                       (sub * 4 * T::U + q * 4 + tig) * 16);
+      const uint4 xv = *reinterpret_cast<const uint4*>(xs + T::x_off(8 * j + g, sub * 4 * T::U + q * 4 + tig));
       if constexpr (F == Fmt::kFp4) {  // A pairs {k, k+4}: x pairs (0,4),(1,5) | (2,6),(3,7)
         b[j][0][0] = prmt(xv.x, xv.z, 0x5410);
         b[j][0][1] = prmt(xv.x, xv.z, 0x7632);
@@ -316,7 +385,7 @@ __device__ __forceinline__ void compute_chunk(const uint8_t* st, float (&acc)[T:
 // ---- the kernel ---------------------------------------------------------------------------
 
 template <class T, int S>
-__global__ void __launch_bounds__(T::kThreads) mma_gemm_kernel(const Params p) {
+__global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_gemm_kernel(const Params p) {
   constexpr int MT = T::MT, NT = T::NT;
   constexpr int kThreads = T::kThreads;
   extern __shared__ __align__(16) uint8_t smem[];
@@ -336,6 +405,15 @@ __global__ void __launch_bounds__(T::kThreads) mma_gemm_kernel(const Params p) {
   const int c_begin = static_cast<int>(static_cast<long long>(p.nchunks) * split / p.splits);
   const int c_end = static_cast<int>(static_cast<long long>(p.nchunks) * (split + 1) / p.splits);
   const int n = c_end - c_begin;
+  // Chunks [c_begin, c_full) need no bounds arithmetic (see load_chunk).
+  const int c_full = p.aligned ? min(c_end, p.full_chunks) : c_begin;
+  const LoadCtx<T> ctx = make_load_ctx<T>(p, jb, row0, tok0);
+  auto load = [&](int stage, int chunk) {
+    if (chunk < c_full)
+      load_chunk<T, true>(p, jb, ctx, smem + stage * T::kStage, chunk, tok0);
+    else
+      load_chunk<T, false>(p, jb, ctx, smem + stage * T::kStage, chunk, tok0);
+  };
 
   float acc[MT][NT][4];
 #pragma unroll
@@ -347,14 +425,14 @@ __global__ void __launch_bounds__(T::kThreads) mma_gemm_kernel(const Params p) {
 
 #pragma unroll
   for (int s = 0; s < S - 1; ++s) {
-    if (s < n) load_chunk<T>(p, jb, smem + s * T::kStage, c_begin + s, row0, tok0);
+    if (s < n) load(s, c_begin + s);
     cp_async_commit();
   }
   for (int i = 0; i < n; ++i) {
     cp_async_wait<S - 2>();
     __syncthreads();  // chunk i visible to all; everyone is done with chunk i-1's stage
     const int next = i + S - 1;
-    if (next < n) load_chunk<T>(p, jb, smem + (next % S) * T::kStage, c_begin + next, row0, tok0);
+    if (next < n) load(next % S, c_begin + next);
     cp_async_commit();
     compute_chunk<T>(smem + (i % S) * T::kStage, acc);
   }
@@ -433,8 +511,8 @@ __global__ void splitk_reduce_kernel(const float* __restrict__ partial, int spli
 struct Variant {
   int mt, nt, stages, sub, warps;
 };
-constexpr Variant kVariants[] = {{1, 2, 4, 2, 8}, {1, 2, 4, 4, 8}, {4, 2, 4, 1, 4}, {2, 2, 3, 4, 4},
-                                 {1, 4, 4, 2, 8}, {2, 8, 3, 1, 4}, {1, 8, 3, 2, 8}, {4, 4, 4, 1, 4}};
+constexpr Variant kVariants[] = {{2, 2, 4, 1, 8}, {1, 2, 4, 2, 8}, {2, 4, 4, 1, 8}, {1, 4, 4, 2, 8},
+                                 {2, 8, 3, 1, 8}, {1, 8, 3, 2, 8}, {4, 2, 4, 1, 4}, {2, 8, 3, 1, 4}};
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
 /// Split-K parts reduced inside one thread-block cluster at most (the portable cluster size).
@@ -460,6 +538,17 @@ int sm_count() {
 /// k per 64-byte sub-chunk of a W row.
 int k_per_sub(WeightFormat f) { return f == WeightFormat::kNVFP4 ? 128 : f == WeightFormat::kFP8 ? 64 : 32; }
 
+/// Blocks of variant `v` that fit on one SM: the register cap of __launch_bounds__ (Tile::
+/// kMinBlocks) or the shared memory (Tile::smem, 228 KB per SM, 1 KB reserved per block).
+int blocks_per_sm(WeightFormat f, const Variant& v) {
+  const int br = v.warps * v.mt * 16, bt = v.nt * 8;
+  const int u = k_per_sub(f) / 32;
+  const int stage = br * 64 * v.sub + (f == WeightFormat::kNVFP4 ? br * 8 * v.sub : 0) + bt * u * 64 * v.sub;
+  const int smem = std::max(v.stages * stage, v.warps * 32 * v.mt * v.nt * 16);
+  const int by_smem = (228 * 1024) / (smem + 1024);
+  return std::max(1, std::min(v.warps >= 8 ? 2 : 3, by_smem));
+}
+
 /// Sum of the row blocks of `n` weights for row tiles of `br` rows.
 long long total_row_blocks(const GemmWeight* W, int n, int br) {
   long long rb = 0;
@@ -467,24 +556,26 @@ long long total_row_blocks(const GemmWeight* W, int n, int br) {
   return rb;
 }
 
-/// Default variant by format and M, the fastest of the H200 sweeps (bench-kernels "gemm", run 2,
-/// CUDA-graph timing): NVFP4 15360x3840 M=16 4x2x4 r1w4 28.6 us (1x2x4 r2w8 33.3), M=64 2x8x3
-/// r1w4 64.0 us (1x8x3 r2w8 81.8; 3840x15360 54.6 vs 72.6); FP8 M=16 1x2x4 r2w8 32.0 us, M=64 2x8x3
-/// r1w4 65.1 us; bf16 M=16 r2w8 (longer runs per row: 15360x3840 41.9 us vs 54.9 with 64-byte
-/// runs). NVFP4 is bound by its in-register dequantization (about 1.2 TB/s), not by memory: bf16
-/// streams 2.9 TB/s through the same pipeline.
+/// Default variant by format, M and the rows of the call. 8-warp blocks, two per SM (16 warps:
+/// run 2's 4-warp blocks at 146-175 registers left ~2 warps per scheduler, too few to hide the
+/// dequantization's dependency chains). 256-row blocks (2 tiles per warp: every x fragment feeds
+/// two W tiles, and x is re-read from L2 once per 256 rows) where the rows fill the GPU with <= 8
+/// split-K parts (gate/up, q/k/v groups); 128-row blocks otherwise (down, o). bf16 takes 128-byte
+/// runs per row at M <= 32 (run 2: 64-byte runs held it to 2.2 TB/s).
 int default_variant(const GemmWeight* W, int n, int M) {
-  (void)n;
-  if (M > 32) return 5;  // 2x8x3 r1w4
-  if (W[0].format == WeightFormat::kBF16) return M <= 16 ? 0 : 4;  // r2w8
-  if (W[0].format == WeightFormat::kFP8 && M <= 16) return 0;
-  return M <= 16 ? 2 : 7;  // 4x2x4 / 4x4x4 r1w4
+  const long long rb256 = total_row_blocks(W, n, 256);
+  const bool big = rb256 * kMaxClusterSplits >= 2LL * sm_count() * 8 / 10;
+  const bool bf16 = W[0].format == WeightFormat::kBF16;
+  if (M <= 16) return big && !bf16 ? 0 : 1;
+  if (M <= 32) return big && !bf16 ? 2 : 3;
+  return big || !bf16 ? 4 : 5;
 }
 
-/// Grid of a call. `splits` > 0 forces the split count along K; 0 doubles it until the grid has
-/// 1.75 blocks per SM or more (enough W bytes in flight for a memory-bound kernel), keeping >= 2
-/// K chunks per split and at most kMaxClusterSplits, so the reduction stays inside a cluster.
-/// Forced counts above kMaxClusterSplits write partial sums to the workspace instead.
+/// Grid of a call. `splits` > 0 forces the split count along K; 0 doubles it until the grid
+/// fills 80% of the resident block slots (blocks_per_sm × SMs: enough W bytes in flight for a
+/// memory-bound kernel), keeping >= 2 K chunks per split and at most kMaxClusterSplits, so the
+/// reduction stays inside a cluster. Forced counts above kMaxClusterSplits write partial sums to
+/// the workspace instead.
 Plan make_plan(const GemmWeight* W, int n, int M, int variant, int splits) {
   Plan pl;
   pl.variant = variant;
@@ -498,7 +589,7 @@ Plan make_plan(const GemmWeight* W, int n, int M, int variant, int splits) {
     pl.splits = std::min(splits, pl.nchunks);
   } else {
     const long long base = static_cast<long long>(pl.row_blocks) * pl.token_tiles;
-    const long long target = 7LL * sm_count() / 4;
+    const long long target = 8LL * sm_count() * blocks_per_sm(W[0].format, v) / 10;
     long long want = 1;  // a power of two (cluster shapes as CUTLASS uses them)
     while (want < kMaxClusterSplits && base * want < target && 2 * want <= pl.nchunks / 2) want *= 2;
     pl.splits = static_cast<int>(want);
@@ -550,14 +641,14 @@ template <Fmt F>
 void launch_format(const Params& p, const Plan& pl, cudaStream_t stream) {
   static_assert(kNumVariants == 8, "one case per entry of kVariants");
   switch (pl.variant) {
-    case 0: launch_variant<F, 1, 2, 4, 2, 8>(p, pl, stream); break;
-    case 1: launch_variant<F, 1, 2, 4, 4, 8>(p, pl, stream); break;
-    case 2: launch_variant<F, 4, 2, 4, 1, 4>(p, pl, stream); break;
-    case 3: launch_variant<F, 2, 2, 3, 4, 4>(p, pl, stream); break;
-    case 4: launch_variant<F, 1, 4, 4, 2, 8>(p, pl, stream); break;
-    case 5: launch_variant<F, 2, 8, 3, 1, 4>(p, pl, stream); break;
-    case 6: launch_variant<F, 1, 8, 3, 2, 8>(p, pl, stream); break;
-    default: launch_variant<F, 4, 4, 4, 1, 4>(p, pl, stream); break;
+    case 0: launch_variant<F, 2, 2, 4, 1, 8>(p, pl, stream); break;
+    case 1: launch_variant<F, 1, 2, 4, 2, 8>(p, pl, stream); break;
+    case 2: launch_variant<F, 2, 4, 4, 1, 8>(p, pl, stream); break;
+    case 3: launch_variant<F, 1, 4, 4, 2, 8>(p, pl, stream); break;
+    case 4: launch_variant<F, 2, 8, 3, 1, 8>(p, pl, stream); break;
+    case 5: launch_variant<F, 1, 8, 3, 2, 8>(p, pl, stream); break;
+    case 6: launch_variant<F, 4, 2, 4, 1, 4>(p, pl, stream); break;
+    default: launch_variant<F, 2, 8, 3, 1, 4>(p, pl, stream); break;
   }
 }
 
@@ -600,6 +691,8 @@ void run_plan(const GemmWeight* W, float* const* y, int n, const Plan& pl, const
   p.row_bytes = f == WeightFormat::kNVFP4 ? p.K / 2 : f == WeightFormat::kFP8 ? p.K : p.K * 2;
   p.w_aligned16 = p.row_bytes % 16 == 0;
   p.sc_aligned4 = (p.K / 16) % 4 == 0;
+  p.aligned = p.w_aligned16 && (f != WeightFormat::kNVFP4 || p.sc_aligned4);
+  p.full_chunks = p.K / (k_per_sub(f) * kVariants[pl.variant].sub);
   float* partial = static_cast<float*>(workspace);
   int rb = 0;
   for (int j = 0; j < n; ++j) {
@@ -642,10 +735,12 @@ std::vector<MmaGemmTiling> mma_gemm_tilings() {
   return out;
 }
 
-MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M) {
-  const int v = default_variant(&W, 1, M);
+MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M) { return mma_gemm_multi_tiling(&W, 1, M); }
+
+MmaGemmTiling mma_gemm_multi_tiling(const GemmWeight* W, int n, int M) {
+  const int v = default_variant(W, n, M);
   const Variant& k = kVariants[v];
-  return {k.mt, k.nt, k.stages, make_plan(&W, 1, M, v, 0).splits, k.sub, k.warps};
+  return {k.mt, k.nt, k.stages, make_plan(W, n, M, v, 0).splits, k.sub, k.warps};
 }
 
 MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M, const MmaGemmTiling& t) {

@@ -74,6 +74,8 @@ struct MmaGemmTiling {
 std::vector<MmaGemmTiling> mma_gemm_tilings();
 /// The configuration mma_gemm(W, x, M, ...) uses, with its split count resolved.
 MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M);
+/// The configuration mma_gemm_multi(W, y, n, x, M, ...) uses, with its split count resolved.
+MmaGemmTiling mma_gemm_multi_tiling(const GemmWeight* W, int n, int M);
 /// `t` with its split count resolved as mma_gemm(W, t, x, M, ...) would.
 MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M, const MmaGemmTiling& t);
 /// Workspace bytes of an explicit configuration: splits * M * N * 4 when splits exceeds the
