@@ -51,8 +51,9 @@ struct MqaArgs {
   int Hq, Hkv, window, bs, bs_shift;
 };
 
-/// Shared-memory geometry (bytes) of one instance.
-template <int D, bool FP8>
+/// Shared-memory geometry (bytes) of one instance; DEEP: a deeper ring for launches of at most
+/// one CTA per SM (few tokens: more bytes in flight per CTA instead of more CTAs).
+template <int D, bool FP8, bool DEEP>
 struct MqaCfg {
   static constexpr int NW = D / kWarpDims, NT = 32 * NW;
   // K rows padded so the 8 keys x 4 lanes of a fragment load hit distinct banks.
@@ -60,7 +61,7 @@ struct MqaCfg {
   // b16 V rows padded by 16 bytes: ldmatrix.trans rows land in distinct banks.
   static constexpr int VROW = 2 * D + 16;
   static constexpr int VSTAGE_ROW = FP8 ? D : VROW;
-  static constexpr int NS = FP8 ? 4 : 3;
+  static constexpr int NS = DEEP ? (FP8 ? 8 : 6) : (FP8 ? 4 : 3);
   static constexpr int kKBytes = kBN * KROW;
   static constexpr int kStage = kKBytes + kBN * VSTAGE_ROW;
   static constexpr int kVh = FP8 ? kBN * VROW : 0;  // the widened fp16 V tile
@@ -87,10 +88,10 @@ __device__ __forceinline__ uint32_t bf16x2_to_f16x2(uint32_t w) {
 
 /// cp.async of keys kt..kt+kBN-1 (< ke; others zero-filled) of KV head kvh into one ring stage:
 /// K rows at KROW, V rows at VSTAGE_ROW bytes.
-template <int D, bool FP8>
+template <int D, bool FP8, bool DEEP>
 __device__ __forceinline__ void load_tile(uint8_t* stage, const MqaArgs& a, const int32_t* tab, int kvh, int kt,
                                           int ke) {
-  using C = MqaCfg<D, FP8>;
+  using C = MqaCfg<D, FP8, DEEP>;
   constexpr int E = FP8 ? 1 : 2;
   constexpr int CH = D * E / 16;  // 16-byte chunks per row
   const uint32_t kdst = smem_addr(stage), vdst = kdst + C::kKBytes;
@@ -114,9 +115,9 @@ __device__ __forceinline__ void load_tile(uint8_t* stage, const MqaArgs& a, cons
 }
 
 /// Grid (splits, Hkv, T), clusters of (splits, 1, 1); block = D / 128 warps.
-template <int D, bool FP8>
-__global__ void __launch_bounds__(MqaCfg<D, FP8>::NT) decode_mqa_kernel(const MqaArgs a) {
-  using C = MqaCfg<D, FP8>;
+template <int D, bool FP8, bool DEEP>
+__global__ void __launch_bounds__(MqaCfg<D, FP8, DEEP>::NT) decode_mqa_kernel(const MqaArgs a) {
+  using C = MqaCfg<D, FP8, DEEP>;
   extern __shared__ __align__(128) uint8_t smem[];
   float* Sx = reinterpret_cast<float*>(smem + C::kSxOff);
   float* ml_s = Sx + C::kSx / 4;
@@ -135,7 +136,7 @@ __global__ void __launch_bounds__(MqaCfg<D, FP8>::NT) decode_mqa_kernel(const Mq
 
 #pragma unroll
   for (int i = 0; i < C::NS - 1; ++i) {
-    if (i < ntiles) load_tile<D, FP8>(smem + i * C::kStage, a, tab, kvh, kb + i * kBN, ke);
+    if (i < ntiles) load_tile<D, FP8, DEEP>(smem + i * C::kStage, a, tab, kvh, kb + i * kBN, ke);
     cp_async_commit();
   }
 
@@ -178,7 +179,7 @@ __global__ void __launch_bounds__(MqaCfg<D, FP8>::NT) decode_mqa_kernel(const Mq
     __syncthreads();  // tile j visible to all; every warp is done with tile j - 1 (its stage is free)
     {
       const int nt = j + C::NS - 1;
-      if (nt < ntiles) load_tile<D, FP8>(smem + (nt % C::NS) * C::kStage, a, tab, kvh, kb + nt * kBN, ke);
+      if (nt < ntiles) load_tile<D, FP8, DEEP>(smem + (nt % C::NS) * C::kStage, a, tab, kvh, kb + nt * kBN, ke);
       cp_async_commit();
     }
     const uint8_t* st = smem + (j % C::NS) * C::kStage;
@@ -314,10 +315,10 @@ __global__ void __launch_bounds__(MqaCfg<D, FP8>::NT) decode_mqa_kernel(const Mq
                                         a.out + (static_cast<size_t>(t) * a.Hq + kvh * kRows) * D);
 }
 
-template <int D, bool FP8>
-void launch_mqa(const MqaArgs& a, int T, int span, cudaStream_t stream) {
-  using C = MqaCfg<D, FP8>;
-  auto kernel = decode_mqa_kernel<D, FP8>;
+template <int D, bool FP8, bool DEEP>
+void launch_mqa_cfg(const MqaArgs& a, int T, int span, cudaStream_t stream) {
+  using C = MqaCfg<D, FP8, DEEP>;
+  auto kernel = decode_mqa_kernel<D, FP8, DEEP>;
   static const int max_cluster = max_decode_cluster(kernel, C::NT, C::smem);
   static const int per_sm = [&] {
     int n = 0;
@@ -327,6 +328,14 @@ void launch_mqa(const MqaArgs& a, int T, int span, cudaStream_t stream) {
   // One wave of CTAs; at least two tiles per split.
   const int splits = decode_cluster_splits(T * a.Hkv, span, 2 * kBN, per_sm * decode_sm_count(), max_cluster);
   launch_clustered(kernel, dim3(splits, a.Hkv, T), dim3(C::NT), dim3(splits, 1, 1), C::smem, stream, a);
+}
+
+/// Few (token, KV head) units (<= SMs / 16: at most one CTA per SM even at 16 splits): the deep
+/// ring; otherwise the 2-CTA-per-SM ring.
+template <int D, bool FP8>
+void launch_mqa(const MqaArgs& a, int T, int span, cudaStream_t stream) {
+  if (T * a.Hkv * kMaxDecodeCluster <= decode_sm_count()) launch_mqa_cfg<D, FP8, true>(a, T, span, stream);
+  else launch_mqa_cfg<D, FP8, false>(a, T, span, stream);
 }
 
 }  // namespace
