@@ -7,7 +7,8 @@
 //     sequence must read (min(context, window) keys x Hkv x D x 2 tensors) / copy bandwidth;
 //     every launch reads another copy of the cache (>= 4x the L2 in all). Each decode shape is
 //     timed with the single-launch kernels (the default) and with the previous split + combine
-//     path on the same buffers (lines ending "split+combine").
+//     path on the same buffers (lines ending "split+combine"); "decode 48 layers" adds 40 sliding
+//     + 8 global layers (the 12B's attention share of one decode step).
 //   prefill: 2048 tokens of one sequence from position 0; bound = useful FLOPs (4 D Hq per
 //     visible (query, key) pair, causal / window) / bf16 GEMM peak. The line "48 layers" adds
 //     40 sliding + 8 global layers (the 12B's attention share of a 2048-token prefill).
@@ -178,9 +179,19 @@ std::vector<KernelCase> attention_cases(const KernelBenchEnv& env) {
   std::vector<KernelCase> out;
   for (const bool fp8 : {false, true})
     for (const int ctx : {512, 4096})
-      for (const int B : {1, 16, 64})
-        for (const LayerShape* L : {&kSliding, &kGlobal})
-          for (KernelCase& c : decode_cases(*L, fp8, B, ctx, env)) out.push_back(std::move(c));
+      for (const int B : {1, 16, 64}) {
+        const std::vector<KernelCase> s = decode_cases(kSliding, fp8, B, ctx, env);
+        const std::vector<KernelCase> g = decode_cases(kGlobal, fp8, B, ctx, env);
+        out.insert(out.end(), s.begin(), s.end());
+        out.insert(out.end(), g.begin(), g.end());
+        // The 12B's attention share of one decode step: 40 sliding + 8 global layers.
+        for (size_t i = 0; i < s.size(); ++i)
+          out.push_back({"attention",
+                         fmt::format("decode 48 layers {} B={} ctx={}{}", fp8 ? "fp8" : "bf16", B, ctx,
+                                     i == 0 ? "" : " split+combine"),
+                         40 * s[i].bytes + 8 * g[i].bytes, 40 * s[i].flops + 8 * g[i].flops,
+                         40 * s[i].us + 8 * g[i].us});
+      }
   for (const bool fp8 : {false, true}) {
     const KernelCase s = prefill_case(kSliding, fp8, 2048, env), g = prefill_case(kGlobal, fp8, 2048, env);
     out.push_back(s);
