@@ -40,6 +40,7 @@ DeviceLinear upload_linear(const LinearWeight& w) {
   d.format = w.format;
   d.N = static_cast<int>(w.out_features);
   d.K = static_cast<int>(w.in_features);
+  d.input_scale = w.input_scale.value_or(0.0f);
   if (d.K % 16)
     throw UnsupportedError(fmt::format("{}: in_features {} is not a multiple of 16 (CUDA kernels)", w.name, d.K));
   switch (w.format) {

@@ -25,6 +25,9 @@ struct DeviceLinear {
   DeviceBuffer data;
   DeviceBuffer block_scales;
   float scale = 1.0f;
+  /// The checkpoint's per-tensor activation scale (`input_scale`, FP8 / NVFP4 checkpoints); 0 when
+  /// absent. FP8 prefill GEMMs quantize their input with it (fp8_gemm.h).
+  float input_scale = 0.0f;
   /// Bytes resident for this Linear.
   size_t bytes() const { return data.bytes() + block_scales.bytes(); }
 };
