@@ -22,6 +22,7 @@ struct LaunchArgs {
   int tile_end[kGemvMaxJobs] = {};  ///< register kernel: cumulative block count after each job
   int row_end[kGemvMaxJobs] = {};   ///< ring kernel: cumulative rows after each job (plain launches)
   int rows_total = 0;               ///< ring kernel: rows split over the blocks (sum of N; gate/up: N)
+  int stages = 0;                   ///< ring kernel: stages per warp ring (2..6)
   int njobs = 0;
   int K = 0, M = 0;
   const bf16* x = nullptr;          ///< bf16 [M, K]

@@ -283,15 +283,16 @@ JobArgs to_args(const GemvJob& j) {
 
 std::atomic<GemvKernel> g_kernel{GemvKernel::kAuto};
 
-/// kAuto's rule: the ring kernel (gemv_ring.cu) where it applies and x stays small enough to be
-/// re-read from L1 for every tile (M * K * 2 <= 32 KB: the ring leaves ~60-80 KB of L1), else
-/// the register kernel. Prediction (not yet measured): ring >= 85% of bandwidth on the 12B
-/// shapes at M = 1 (bytes in flight 128-160 KB per SM instead of ~64 KB).
+/// kAuto's rule: the ring kernel (gemv_ring.cu) where it applies and can stage x in shared
+/// memory (every 12B decode shape at M = 1 and 2, K = 3840/4096 up to M = 8), else the register
+/// kernel. Prediction (not yet measured): ring >= 85% of bandwidth on the 12B shapes at M = 1
+/// (128-192 KB in flight per SM instead of ~64 KB; 241 PTX instructions per KB of NVFP4 W in the
+/// inner loop instead of 278).
 bool use_ring(GemvFormat f, int K, int M, const LaunchArgs& a) {
   const GemvKernel k = g_kernel.load(std::memory_order_relaxed);
   if (k == GemvKernel::kRegisters || !ring_supports(f, K, a)) return false;
   if (k == GemvKernel::kRing) return true;
-  return static_cast<size_t>(M) * static_cast<size_t>(K) * 2 <= 32768;
+  return ring_stages_x(f, K, M);
 }
 
 template <bool GATEUP>

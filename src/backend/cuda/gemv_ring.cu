@@ -6,7 +6,7 @@
 // loads in registers; NVFP4 decoding needs 110-124 registers/thread, so 2 blocks (~64 KB of loads)
 // fit per SM and bandwidth stopped near 55-60% (it tracked bytes in flight: 64 KB ~ 60-65%,
 // 120 KB ~ 91%). Here every warp owns an S-stage ring in shared memory filled by cp.async
-// (16-byte copies that hold no registers): 16 warps x S stages x 2 KB = 128-160 KB per SM.
+// (16-byte copies that hold no registers): 16 warps x S stages x 2 KB = 128-192 KB per SM.
 //
 // Work split:
 //   * one persistent block (16 warps) per SM; block b owns the rows [b R / G, (b+1) R / G) of the
@@ -21,8 +21,12 @@
 //     (piece p of row r at slot p ^ h(r), h(r) = 2 (r % 4) + r % 2) so that both the copies and the
 //     MMA-fragment reads below are free of bank conflicts;
 //   * compute: lane (g = lane / 4, t = lane % 4) reads pieces 2t, 2t + 1 of rows g and g + 8,
-//     decodes them as gemv_formats.cuh says and feeds the bf16 m16n8k16 MMA with the activations
-//     (read through L1) as the 8 columns — exactly the register kernel's numerics;
+//     decodes them as gemv_formats.cuh says (NVFP4 block scales through a 256-entry table of
+//     bf16x2 multipliers built once per block) and feeds the bf16 m16n8k16 MMA with the
+//     activations as the 8 columns — exactly the register kernel's numerics. x is copied once per
+//     block into shared memory already permuted into B-fragment order (one 16-byte load per MMA
+//     pair, no permutes in the loop) when it fits next to >= 3 stages, else read through L1;
+//   * S stages per warp ring (2..6) at run time: as many as fit in 227 KB next to x;
 //   * after each tile the 16 warps' partial sums meet in shared memory (double-buffered by tile
 //     parity: one __syncthreads per tile) and one thread per (row, m) writes y / act.
 // Programmatic dependent launch: the first S stages of weights are requested before
@@ -51,11 +55,20 @@ template <class F>
 struct RingGeom {
   static constexpr int kScaleSpan = F::kScaleBytes * (kSpan / F::kPieceBytes);  // NVFP4: 16, else 0
   static constexpr int kStageBytes = 16 * kSpan + 16 * kScaleSpan;
-  /// Stages per warp: NVFP4 4 (147 KB: leaves L1 room for x), bf16/FP8 5 (160 KB).
-  static constexpr int kStages = F::kScaleBytes > 0 ? 4 : 5;
-  static constexpr int kRedFloats = 2 * kRingWarps * 16 * 9;  ///< [parity][warp][row][m (8, padded 9)]
-  static constexpr size_t kSmemBytes =
-      static_cast<size_t>(kRingWarps) * kStages * kStageBytes + sizeof(float) * kRedFloats;
+  static constexpr int kMinStages = 2, kMaxStages = 6;
+  static constexpr int kRedBytes = 4 * 2 * kRingWarps * 16 * 9;  ///< float [parity][warp][row][m (8, padded 9)]
+  static constexpr int kLutBytes = F::kScaleBytes > 0 ? 256 * 4 : 0;  ///< NVFP4: E4M3 byte -> bf16x2 multiplier
+  /// XS: x row m at m * x_row_bytes(K); chunk c (8 k) of span sp = c / (8 kUnits) stored at
+  /// 8 kUnits sp + (j kUnits + u) 4 + t for c = (8 sp + 2 t + j) kUnits + u: the 4 lanes t of a
+  /// lane group read 64 contiguous bytes, and the 64-byte row padding puts rows g and g + 1 of a
+  /// quarter-warp on the other half of the banks (conflict-free, address = base + immediate).
+  static constexpr int kUnitsPerSpan = 8 * F::kUnits;
+  static __host__ __device__ size_t x_row_bytes(int K) { return static_cast<size_t>(K) * 2 + 64; }
+  /// Shared-memory bytes: scale table, reduction, `stages` ring stages per warp, x (x_bytes).
+  static constexpr size_t smem_bytes(int stages, size_t x_bytes) {
+    return static_cast<size_t>(kLutBytes) + kRedBytes + static_cast<size_t>(kRingWarps) * stages * kStageBytes +
+           x_bytes;
+  }
 };
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
@@ -95,23 +108,51 @@ __device__ __forceinline__ void locate(const LaunchArgs& L, int row, int& job, i
   n = row - base;
 }
 
-template <class F, bool GATEUP>
+/// cp.async.wait_group with a run-time stage count (the instruction takes an immediate).
+__device__ __forceinline__ void cp_async_wait_stages(int stages) {
+  switch (stages) {
+    case 2: cp_async_wait<1>(); break;
+    case 3: cp_async_wait<2>(); break;
+    case 4: cp_async_wait<3>(); break;
+    case 5: cp_async_wait<4>(); break;
+    default: cp_async_wait<5>(); break;
+  }
+}
+
+/// 4 * byte k of v (k a compile-time constant after unrolling): the scale table's byte offset.
+__device__ __forceinline__ uint32_t byte_x4(uint32_t v, int k) {
+  return (k == 0 ? v << 2 : v >> (8 * k - 2)) & 0x3fcu;
+}
+
+/// bf16x2 (v, v) with v = fp32(E4M3 byte b) * 2^119 (exact: 4 significant bits, <= 448 * 2^119),
+/// the multiplier FmtNvfp4::prepare builds; here once per block into a 256-entry table.
+__device__ __forceinline__ uint32_t scale_multiplier(uint32_t b) {
+  const float v = e4m3_to_f32(b) * 0x1p119f;
+  return pack_bf16x2(v, v);
+}
+
+template <class F, bool GATEUP, bool XS>
 __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid_constant__ LaunchArgs L) {
   using G = RingGeom<F>;
-  constexpr int S = G::kStages;
   constexpr int TR = GATEUP ? 8 : 16;  // output rows per tile
+  constexpr bool kNv = G::kScaleSpan > 0;
   extern __shared__ __align__(16) uint8_t smem[];
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int K = L.K, M = L.M;
+  const int K = L.K, M = L.M, S = L.stages;
   const size_t rb = F::row_bytes(K), sb = static_cast<size_t>(K / 16);
   const int SP = static_cast<int>(rb / kSpan);  // spans per row
   const int R0 = static_cast<int>(static_cast<long long>(blockIdx.x) * L.rows_total / gridDim.x);
   const int R1 = static_cast<int>(static_cast<long long>(blockIdx.x + 1) * L.rows_total / gridDim.x);
   const int nt = (R1 - R0 + TR - 1) / TR;                                     // tiles of this block
   const int nsw = warp < SP ? (SP - warp + kRingWarps - 1) / kRingWarps : 0;  // spans per tile, this warp
-  uint8_t* ring = smem + static_cast<size_t>(warp) * S * G::kStageBytes;
-  float* red = reinterpret_cast<float*>(smem + static_cast<size_t>(kRingWarps) * S * G::kStageBytes);
+  // Shared memory: [scale table | reduction | rings (16 warps x S stages) | x (XS)]; the table
+  // first so that its address is a constant.
+  uint32_t* lut = reinterpret_cast<uint32_t*>(smem);
+  float* red = reinterpret_cast<float*>(smem + G::kLutBytes);
+  uint8_t* rings = smem + G::kLutBytes + G::kRedBytes;
+  uint8_t* ring = rings + static_cast<size_t>(warp) * S * G::kStageBytes;
+  uint8_t* xs = rings + static_cast<size_t>(kRingWarps) * S * G::kStageBytes;  // XS: x, see RingGeom
 
   // ---- producer: lane copies tile row prow, pieces 2i + ppc of each span --------------------
   const int prow = lane >> 1, ppc = lane & 1, pswz = swz(prow);
@@ -134,21 +175,21 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
     pw = L.job[job].w + static_cast<size_t>(n) * rb;
     ps = L.job[job].s + static_cast<size_t>(n) * sb;
   };
+  const uint32_t ring_s = smem_addr(ring);
+  uint32_t doff[4];  // shared offsets of this lane's 4 pieces in a stage (piece 2i + ppc, swizzled)
+#pragma unroll
+  for (int i = 0; i < 4; ++i) doff[i] = prow * kSpan + 16 * ((2 * i + ppc) ^ pswz);
   auto issue = [&](int slot) {
     if (p_ti < nt) {
       if (pw != nullptr) {
         const int span = warp + kRingWarps * p_s;
-        uint8_t* dst = ring + slot * G::kStageBytes + prow * kSpan;
-        const uint8_t* src = pw + static_cast<size_t>(span) * kSpan;
+        const uint32_t dst = ring_s + slot * G::kStageBytes;
+        const uint8_t* src = pw + static_cast<size_t>(span) * kSpan + 16 * ppc;
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int p = 2 * i + ppc;
-          cp_async16(smem_addr(dst + 16 * (p ^ pswz)), src + 16 * p);
-        }
-        if constexpr (G::kScaleSpan > 0)
+        for (int i = 0; i < 4; ++i) cp_async16(dst + doff[i], src + 32 * i);
+        if constexpr (kNv)
           if (ppc == 0)
-            cp_async16(smem_addr(ring + slot * G::kStageBytes + 16 * kSpan + prow * G::kScaleSpan),
-                       ps + static_cast<size_t>(span) * G::kScaleSpan);
+            cp_async16(dst + 16 * kSpan + prow * G::kScaleSpan, ps + static_cast<size_t>(span) * G::kScaleSpan);
       }
       if (++p_s == nsw) {
         p_s = 0;
@@ -159,31 +200,51 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
   };
   if (nsw > 0) {
     set_rows(0);
-#pragma unroll
     for (int s = 0; s < S; ++s) issue(s);
   }
+  if constexpr (kNv)
+    for (int i = threadIdx.x; i < 256; i += kRingThreads) lut[i] = scale_multiplier(i);
   pdl_launch_dependents();
   pdl_wait();  // x and y belong to the previous kernels from here on
 
+  // Lanes of group g >= M feed MMA column g with a copy of row M - 1: those columns are discarded.
+  const int xrow = min(g, M - 1);
+  const bf16* xg = L.x + static_cast<size_t>(xrow) * K;
+  const size_t xrb = G::x_row_bytes(K);
+  if constexpr (XS) {
+    // x -> shared memory once per block, each 8-k chunk already in the format's B-fragment order.
+    const int chunks = K / 8;
+    for (int i = threadIdx.x; i < M * chunks; i += kRingThreads) {
+      const int m = i / chunks, c = i - m * chunks;
+      const uint4 v = ld_shared_input16(L.x + static_cast<size_t>(m) * K + 8 * c);
+      uint32_t b[4];
+      F::template xunit<0>(v, b);
+      const int sp = c / G::kUnitsPerSpan, r = c - sp * G::kUnitsPerSpan;  // r = (2t + j) kUnits + u
+      const int tt = r / (2 * F::kUnits), jj = (r / F::kUnits) & 1, uu = r % F::kUnits;
+      const int pc = sp * G::kUnitsPerSpan + (jj * F::kUnits + uu) * 4 + tt;
+      *reinterpret_cast<uint4*>(xs + m * xrb + 16 * pc) = make_uint4(b[0], b[1], b[2], b[3]);
+    }
+  }
+  if constexpr (XS || kNv) __syncthreads();  // x and the scale table are in place
+
   // ---- consumer ------------------------------------------------------------------------------
-  const bool has_x = g < M;  // lane group g supplies activation row g (MMA column g)
-  const bf16* xg = L.x + static_cast<size_t>(has_x ? g : 0) * K;
-  const int sw0 = swz(g), sw1 = swz(g + 8);
+  const int woff00 = g * kSpan + 16 * ((2 * t) ^ swz(g)), woff01 = g * kSpan + 16 * ((2 * t + 1) ^ swz(g));
+  const int woff10 = (g + 8) * kSpan + 16 * ((2 * t) ^ swz(g + 8));
+  const int woff11 = (g + 8) * kSpan + 16 * ((2 * t + 1) ^ swz(g + 8));
   int slot = 0;
   for (int ti = 0; ti < nt; ++ti) {
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int s = 0; s < nsw; ++s) {
-      cp_async_wait<S - 1>();
+      cp_async_wait_stages(S);
       __syncwarp();  // every lane's copies of this stage are complete and visible
       const uint8_t* st = ring + slot * G::kStageBytes;
       uint4 w[2][2];
       uint32_t sc[2] = {0, 0};
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        w[0][j] = lds128(st + g * kSpan + 16 * ((2 * t + j) ^ sw0));
-        w[1][j] = lds128(st + (g + 8) * kSpan + 16 * ((2 * t + j) ^ sw1));
-      }
-      if constexpr (G::kScaleSpan > 0) {
+      w[0][0] = lds128(st + woff00);
+      w[0][1] = lds128(st + woff01);
+      w[1][0] = lds128(st + woff10);
+      w[1][1] = lds128(st + woff11);
+      if constexpr (kNv) {
         sc[0] = lds32(st + 16 * kSpan + g * G::kScaleSpan + 4 * t);
         sc[1] = lds32(st + 16 * kSpan + (g + 8) * G::kScaleSpan + 4 * t);
       }
@@ -191,24 +252,48 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
       issue(slot);
       slot = slot + 1 == S ? 0 : slot + 1;
 
-      const int piece0 = (warp + kRingWarps * s) * (kSpan / F::kPieceBytes) + 2 * t;
+      const int span = warp + kRingWarps * s;
+      const int c0 = (span * (kSpan / F::kPieceBytes) + 2 * t) * F::kUnits;  // first x chunk of this lane
+      const uint8_t* xst = xs + xrow * xrb + 16 * (span * G::kUnitsPerSpan + t);  // XS: + 64 (j kUnits + u)
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
-        const bf16* xp = xg + static_cast<size_t>(piece0 + j) * F::kPieceK;
         uint4 X[F::kUnits];
 #pragma unroll
-        for (int u = 0; u < F::kUnits; ++u) X[u] = has_x ? ld_shared_input16(xp + 8 * u) : make_uint4(0, 0, 0, 0);
-        const typename F::Ready r0 = F::prepare(F::make(w[0][j], sc[0] >> (16 * j)));
-        const typename F::Ready r1 = F::prepare(F::make(w[1][j], sc[1] >> (16 * j)));
+        for (int u = 0; u < F::kUnits; ++u) {
+          if constexpr (XS) {
+            X[u] = lds128(xst + 64 * (j * F::kUnits + u));
+          } else {
+            const uint4 v = ld_shared_input16(xg + 8 * (c0 + j * F::kUnits + u));
+            uint32_t b[4];
+            F::template xunit<0>(v, b);
+            X[u] = make_uint4(b[0], b[1], b[2], b[3]);
+          }
+        }
+        typename F::Ready r0, r1;
+        if constexpr (kNv) {
+          const typename F::Piece p0 = F::make(w[0][j], 0), p1 = F::make(w[1][j], 0);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            r0.w[i] = p0.w[i];
+            r1.w[i] = p1.w[i];
+          }
+          const uint8_t* lb = reinterpret_cast<const uint8_t*>(lut);
+          r0.m[0] = lds32(lb + byte_x4(sc[0], 2 * j));
+          r0.m[1] = lds32(lb + byte_x4(sc[0], 2 * j + 1));
+          r1.m[0] = lds32(lb + byte_x4(sc[1], 2 * j));
+          r1.m[1] = lds32(lb + byte_x4(sc[1], 2 * j + 1));
+        } else {
+          r0 = F::prepare(F::make(w[0][j], 0));
+          r1 = F::prepare(F::make(w[1][j], 0));
+        }
         [&]<int... J>(std::integer_sequence<int, J...>) {
           (
               [&] {
-                uint32_t a0[4], a1[4], b[4];
+                uint32_t a0[4], a1[4];
                 F::template unit<J>(r0, a0);
                 F::template unit<J>(r1, a1);
-                F::template xunit<J>(X[J], b);
-                mma_bf16_16816(acc, a0[0], a1[0], a0[1], a1[1], b[0], b[1]);
-                mma_bf16_16816(acc, a0[2], a1[2], a0[3], a1[3], b[2], b[3]);
+                mma_bf16_16816(acc, a0[0], a1[0], a0[1], a1[1], X[J].x, X[J].y);
+                mma_bf16_16816(acc, a0[2], a1[2], a0[3], a1[3], X[J].z, X[J].w);
               }(),
               ...);
         }(std::make_integer_sequence<int, F::kUnits>{});
@@ -265,21 +350,30 @@ int sm_count() {
   return v;
 }
 
-template <class F, bool GATEUP>
-void launch_ring(LaunchArgs& a, cudaStream_t stream) {
+/// Stages for a launch: as many as fit next to x (XS) in the 227 KB a block may use, at most 6
+/// (16 warps x 6 x 2 KB = 192 KB in flight per SM); 0 when fewer than kMinStages fit.
+template <class F>
+int stages_for(size_t x_bytes) {
   using G = RingGeom<F>;
-  auto* kernel = &gemv_ring_kernel<F, GATEUP>;
+  constexpr size_t kMaxSmem = 227 * 1024;
+  for (int s = G::kMaxStages; s >= G::kMinStages; --s)
+    if (G::smem_bytes(s, x_bytes) <= kMaxSmem) return s;
+  return 0;
+}
+
+template <class F, bool GATEUP, bool XS>
+void launch_ring_kernel(LaunchArgs& a, size_t smem, cudaStream_t stream) {
+  auto* kernel = &gemv_ring_kernel<F, GATEUP, XS>;
   static std::once_flag once;
   std::call_once(once, [&] {
-    QUENCH_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(G::kSmemBytes)));
+    QUENCH_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 227 * 1024));
   });
   // One block per SM, at least 4 rows per block.
   const int blocks = std::max(1, std::min(sm_count(), a.rows_total / 4));
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(blocks);
   cfg.blockDim = dim3(kRingThreads);
-  cfg.dynamicSmemBytes = G::kSmemBytes;
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -288,6 +382,21 @@ void launch_ring(LaunchArgs& a, cudaStream_t stream) {
   const bool default_stream = stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread;
   cfg.numAttrs = programmatic_dependent_launch() && !default_stream ? 1 : 0;
   QUENCH_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a));
+}
+
+/// x staged in shared memory when that leaves >= 3 stages, else read through L1.
+template <class F, bool GATEUP>
+void launch_ring(LaunchArgs& a, cudaStream_t stream) {
+  using G = RingGeom<F>;
+  const size_t xb = static_cast<size_t>(a.M) * G::x_row_bytes(a.K);
+  const int sx = stages_for<F>(xb);
+  if (sx >= 3) {
+    a.stages = sx;
+    launch_ring_kernel<F, GATEUP, true>(a, G::smem_bytes(sx, xb), stream);
+  } else {
+    a.stages = stages_for<F>(0);
+    launch_ring_kernel<F, GATEUP, false>(a, G::smem_bytes(a.stages, 0), stream);
+  }
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
@@ -304,6 +413,15 @@ bool ring_supports(GemvFormat f, int K, const LaunchArgs& a) {
     if (f == GemvFormat::kNVFP4 && !aligned16(a.job[j].s)) return false;
   }
   return true;
+}
+
+bool ring_stages_x(GemvFormat f, int K, int M) {
+  switch (f) {
+    case GemvFormat::kBF16: return stages_for<FmtBf16>(M * RingGeom<FmtBf16>::x_row_bytes(K)) >= 3;
+    case GemvFormat::kFP8: return stages_for<FmtFp8>(M * RingGeom<FmtFp8>::x_row_bytes(K)) >= 3;
+    case GemvFormat::kNVFP4: return stages_for<FmtNvfp4<16>>(M * RingGeom<FmtNvfp4<16>>::x_row_bytes(K)) >= 3;
+  }
+  return false;
 }
 
 void launch_ring(GemvFormat f, bool gate_up, LaunchArgs& a, cudaStream_t stream) {

@@ -13,6 +13,10 @@ namespace quench::cuda::gemv_detail {
 /// base pointer 16-byte aligned. Shapes are otherwise as gemv_multi checks them.
 bool ring_supports(GemvFormat f, int K, const LaunchArgs& a);
 
+/// Whether the ring kernel stages x (M rows of K bf16, padded) in shared memory with >= 3 ring
+/// stages left (NVFP4: M * K <= 8 * 3840 or so; beyond it reads x through L1 for every tile).
+bool ring_stages_x(GemvFormat f, int K, int M);
+
 /// Launches the ring kernel on `a` (jobs, K, M, x and, for gate/up, act set; fills row_end and
 /// rows_total): plain launches write each job's y, gate_up (jobs 0 = gate, 1 = up) writes act.
 /// Throws CudaError on a launch failure.
