@@ -8,6 +8,7 @@
 
 #include "backend/cpu/runner.h"
 #include "core/error.h"
+#include "engine/kv_cache_sizing.h"
 #include "model/model.h"
 #include "tokenizer/generation_config.h"
 #include "tokenizer/tokenizer.h"
@@ -40,24 +41,28 @@ std::unique_ptr<Engine> load_engine(const std::filesystem::path& model_dir, cons
   KvCacheConfig kv;
   kv.block_size = opts.block_size;
   kv.dtype = parse_kv_cache_dtype(opts.kv_cache_dtype);
-  int blocks = opts.num_kv_blocks;
-  if (blocks <= 0) {
-    // Enough for min(max_num_seqs, kv_full_length_seqs) full-length sequences (short requests share
-    // the pool far more widely), capped by the memory budget; --num-kv-blocks overrides.
-    size_t elem = kv.dtype == KvCacheDtype::kFP32 ? 4 : kv.dtype == KvCacheDtype::kBF16 ? 2 : 1;
-    size_t bytes_per_block = 0;
-    for (const auto& l : mc.layers) bytes_per_block += 2ull * kv.block_size * l.num_kv_heads * l.head_dim * elem;
-    int per_seq = (max_len + kv.block_size - 1) / kv.block_size;
-    int64_t want = static_cast<int64_t>(per_seq) * std::min(ec.max_num_seqs, std::max(opts.kv_full_length_seqs, 1)) + 1;
-    int64_t cap = bytes_per_block ? static_cast<int64_t>(opts.kv_cache_memory_gib * (1ull << 30) / bytes_per_block) : want;
-    blocks = static_cast<int>(std::max<int64_t>(std::min(want, cap), per_seq + 1));
-  }
-  kv.num_blocks_full = blocks;
-  kv.num_blocks_sliding = mc.num_layers_of(LayerType::kSliding) > 0 ? blocks : 0;
+  // Both groups sized by plan_kv_cache (engine/kv_cache_sizing.h): the full group holds
+  // min(max_num_seqs, kv_full_length_seqs) full-length sequences (short requests share the pool far
+  // more widely), capped by the memory budget; the sliding-window group only what a window of each
+  // running sequence can hold, the rest of the budget going to the full group; --num-kv-blocks
+  // sets the full group.
+  KvSizingRequest req;
+  req.block_size = kv.block_size;
+  req.dtype = kv.dtype;
+  req.max_model_len = max_len;
+  req.max_num_seqs = ec.max_num_seqs;
+  req.max_num_batched_tokens = ec.max_num_batched_tokens;
+  req.full_length_seqs = std::max(opts.kv_full_length_seqs, 1);
+  req.budget_bytes = opts.kv_cache_memory_gib * double(1ull << 30);
+  req.num_blocks_override = opts.num_kv_blocks;
+  const KvCachePlan plan = plan_kv_cache(mc, req);
+  kv.num_blocks_full = plan.num_blocks_full;
+  kv.num_blocks_sliding = plan.num_blocks_sliding;
   std::unique_ptr<ModelRunner> runner =
       opts.device == "cpu" ? std::make_unique<CpuModelRunner>(model, kv) : opts.make_runner(model, kv);
-  quench::log().info("quench: loaded {} on {} ({} layers, vocab {}), KV cache {} blocks x {} tokens per group, max_model_len {}",
-               model_dir.string(), runner->name(), mc.num_hidden_layers, mc.vocab_size, blocks, kv.block_size, max_len);
+  quench::log().info("quench: loaded {} on {} ({} layers, vocab {}), KV cache {} full-attention + {} sliding-window blocks of {} tokens ({:.2f} GiB), max_model_len {}",
+               model_dir.string(), runner->name(), mc.num_hidden_layers, mc.vocab_size, kv.num_blocks_full,
+               kv.num_blocks_sliding, kv.block_size, plan.bytes() / double(1ull << 30), max_len);
   return std::make_unique<Engine>(std::move(runner), std::move(tok), std::move(gen), ec);
 }
 
