@@ -49,6 +49,7 @@ struct Options {
   int profile_steps = 5;
   int profile_replays = 10;
   bool no_pdl = false;
+  bool no_fp8_prefill = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -254,6 +255,7 @@ int run(const Options& o) {
     auto r = std::make_unique<cuda::CudaModelRunner>(model, kv);
     cuda_runner = r.get();
     if (o.no_graphs) r->set_use_cuda_graphs(false);
+    if (o.no_fp8_prefill) r->set_fp8_prefill(false);
     cuda::set_programmatic_dependent_launch(!o.no_pdl);
     weight_bytes = r->weight_bytes();
     device_name = r->name();
@@ -285,7 +287,8 @@ int run(const Options& o) {
   };
   nlohmann::json report = {{"model", o.model}, {"device", device_name}, {"weight_bytes", weight_bytes},
                            {"copy_bandwidth_Bps", bandwidth}, {"bf16_peak_flops", peak},
-                           {"kv_cache_dtype", o.kv_dtype}, {"cuda_graphs", !o.no_graphs}, {"pdl", !o.no_pdl}};
+                           {"kv_cache_dtype", o.kv_dtype}, {"cuda_graphs", !o.no_graphs}, {"pdl", !o.no_pdl},
+                           {"fp8_prefill", !o.no_fp8_prefill}};
   const double lin = linear_params(cfg);
   nlohmann::json profiles = nlohmann::json::array(), graph_profiles = nlohmann::json::array();
 
@@ -419,6 +422,7 @@ int run(const Options& o) {
                                   {"other", other},
                                   {"kv_blocks_full", kv.num_blocks_full},
                                   {"kv_blocks_sliding", kv.num_blocks_sliding}};
+    report["fp8_prefill_effective"] = cuda_runner->fp8_prefill();  // off when cuBLASLt lacked the kernel
   }
 #endif
   if (!o.out.empty()) write_file_atomic(o.out, report.dump(2) + "\n");
@@ -450,6 +454,9 @@ const bool registered = register_verb(
        app.add_flag("--no-pdl", o->no_pdl,
                     "launch the norm/embedding/argmax kernels without Programmatic Dependent Launch (on by "
                     "default: it overlaps their launch with the previous kernel's tail)");
+       app.add_flag("--no-fp8-prefill", o->no_fp8_prefill,
+                    "FP8 checkpoints: run prefill GEMMs by dequantizing W to bf16 (cuBLAS bf16) instead of FP8 "
+                    "activations x FP8 weights on the FP8 tensor cores (cuBLASLt, the default)");
        app.add_option("--out", o->out, "write the results as JSON");
        return [o] { return run(*o); };
      }});

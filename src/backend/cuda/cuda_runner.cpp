@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "backend/cpu/rope.h"
+#include "core/log.h"
 #include "core/numeric.h"
 #include "io/model_config.h"
 #include "model/model.h"
@@ -50,6 +51,9 @@ CudaModelRunner::CudaModelRunner(std::shared_ptr<const Model> model, const KvCac
   QUENCH_CUDA_CHECK(cudaEventCreateWithFlags(&meta_uploaded_, cudaEventDisableTiming));
   linear_.set_stream(stream_);
   weights_ = DeviceWeights::upload(*model_);
+  for (const DeviceLayer& l : weights_.layers)
+    for (const DeviceLinear* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+      has_fp8_linears_ |= w->format == WeightFormat::kFP8 && w->input_scale > 0.0f;
   const ModelConfig& cfg = model_->config();
   const float s = static_cast<float>(std::sqrt(static_cast<double>(cfg.hidden_size)));
   switch (model_->weights().embed_tokens.dtype) {
@@ -114,7 +118,7 @@ size_t CudaModelRunner::kv_cache_bytes(bool sliding) const {
 }
 
 size_t CudaModelRunner::step_buffer_bytes() const {
-  size_t b = meta_dev_.bytes();
+  size_t b = meta_dev_.bytes() + fp8_x_.bytes() + fp8_mlp_.bytes();
   for (const DeviceBuffer* d : {&x_, &y_, &qf_, &kf_, &vf_, &hb_, &qb_, &attnb_, &actb_, &logitsb_, &logits_dev_,
                                 &argmax_dev_, &argmax_scratch_, &attn_scratch_})
     b += d->bytes();
@@ -192,6 +196,35 @@ void CudaModelRunner::ensure_capacity(int T, int max_blocks, int n_logits, int m
     scratch = std::max(scratch, 2 * cap_scratch_);
     attn_scratch_.reset(scratch);
     cap_scratch_ = scratch;
+  }
+  // FP8 prefill buffers (set_fp8_prefill) for up to cap_T_ rows: E4M3 activations of the widest
+  // input (hidden, intermediate or attention width) and one chunk of fp32 gate/up.
+  if (has_fp8_linears_ && fp8_prefill_ && cap_T_ > kFp8MinRows) {
+    size_t max_k = 0;
+    for (const DeviceLayer& l : weights_.layers)
+      for (const DeviceLinear* w : {&l.q, &l.o, &l.down}) max_k = std::max(max_k, static_cast<size_t>(w->K));
+    const size_t need_x = static_cast<size_t>(cap_T_) * max_k;
+    const size_t need_mlp = 2ull * kFp8MlpChunkRows * cfg.intermediate_size * sizeof(float);
+    if (fp8_x_.bytes() < need_x || fp8_mlp_.bytes() < need_mlp) {
+      clear_graphs();
+      if (fp8_x_.bytes() < need_x) fp8_x_.reset(need_x);
+      if (fp8_mlp_.bytes() < need_mlp) fp8_mlp_.reset(need_mlp);
+    }
+    if (!fp8_gemm_) {
+      fp8_gemm_ = std::make_unique<Fp8Gemm>();
+      // One small GEMM of the path's type combination before any capture: a cuBLASLt without an
+      // E4M3 x E4M3 -> fp32 kernel turns the FP8 path off (with a warning) instead of failing steps.
+      try {
+        fp8_gemm_->run(fp8_x_.get<uint8_t>(), 1.0f, 16, 16, fp8_x_.get<uint8_t>(), 1.0f, kFp8MinRows + 16,
+                       fp8_mlp_.get<float>(), stream_);
+        QUENCH_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      } catch (const CudaError& e) {
+        quench::log().warn("CUDA runner: FP8 prefill GEMMs unavailable ({}); FP8 weights are dequantized to bf16 "
+                           "for prefill",
+                           e.what());
+        fp8_prefill_ = false;
+      }
+    }
   }
   // Step metadata for the capacities (S <= T: every sequence has a token): ids, pos, seq [T],
   // logit rows, and two block tables [S, max_blocks].
@@ -344,14 +377,65 @@ CudaModelRunner::StepLayout CudaModelRunner::prepare(std::span<const SeqStep> ba
   return L;
 }
 
+void CudaModelRunner::fp8_quantize(const bf16* x, int M, int K, float scale) {
+  if (x == fp8_x_src_ && M == fp8_x_rows_ && scale == fp8_x_scale_) return;
+  quantize_fp8_e4m3(x, static_cast<size_t>(M) * K, scale, fp8_x_.get<uint8_t>(), stream_);
+  fp8_x_src_ = x;
+  fp8_x_rows_ = M;
+  fp8_x_scale_ = scale;
+}
+
+void CudaModelRunner::linear(const DeviceLinear& W, const bf16* x, int M, float* y) {
+  if (!use_fp8(W, M)) {
+    linear_.run(W, x, M, y);
+    return;
+  }
+  fp8_x_src_ = nullptr;  // x changed since any earlier quantization
+  fp8_quantize(x, M, W.K, W.input_scale);
+  fp8_gemm_->run(W.data.get<uint8_t>(), W.scale, W.N, W.K, fp8_x_.get<uint8_t>(), W.input_scale, M, y, stream_);
+}
+
 void CudaModelRunner::attention_in_proj(size_t l, int T) {
   const DeviceLayer& L = weights_.layers[l];
+  if (use_fp8(L.q, T) && use_fp8(L.k, T) && (L.k_eq_v || use_fp8(L.v, T))) {
+    // q, k, v read the same hb_: quantized once when their input scales agree (vLLM fuses qkv
+    // with one scale; ModelOpt exports usually give each its own calibrated amax).
+    fp8_x_src_ = nullptr;
+    const std::pair<const DeviceLinear*, float*> jobs[3] = {
+        {&L.q, qf_.get<float>()}, {&L.k, kf_.get<float>()}, {&L.v, vf_.get<float>()}};
+    for (int j = 0; j < (L.k_eq_v ? 2 : 3); ++j) {
+      const DeviceLinear& W = *jobs[j].first;
+      fp8_quantize(hb_.get<bf16>(), T, W.K, W.input_scale);
+      fp8_gemm_->run(W.data.get<uint8_t>(), W.scale, W.N, W.K, fp8_x_.get<uint8_t>(), W.input_scale, T,
+                     jobs[j].second, stream_);
+    }
+    return;
+  }
   LinearJob jobs[3] = {{&L.q, qf_.get<float>()}, {&L.k, kf_.get<float>()}, {&L.v, vf_.get<float>()}};
   linear_.run_multi(std::span<const LinearJob>(jobs, L.k_eq_v ? 2 : 3), hb_.get<bf16>(), T);
 }
 
 void CudaModelRunner::mlp_gate_up(size_t l, int T) {
   const DeviceLayer& L = weights_.layers[l];
+  if (use_fp8(L.gate, T) && use_fp8(L.up, T)) {
+    // Row chunks bound the fp32 gate/up scratch; each chunk's rows are quantized once when the
+    // two input scales agree.
+    const int I = L.gate.N, H = L.gate.K;
+    float* g = fp8_mlp_.get<float>();
+    float* u = g + static_cast<size_t>(kFp8MlpChunkRows) * I;
+    for (int r0 = 0; r0 < T; r0 += kFp8MlpChunkRows) {
+      const int rows = std::min(kFp8MlpChunkRows, T - r0);
+      const bf16* x = hb_.get<bf16>() + static_cast<size_t>(r0) * H;
+      fp8_x_src_ = nullptr;
+      for (const auto& [W, y] : {std::pair{&L.gate, g}, std::pair{&L.up, u}}) {
+        fp8_quantize(x, rows, H, W->input_scale);
+        fp8_gemm_->run(W->data.get<uint8_t>(), W->scale, W->N, W->K, fp8_x_.get<uint8_t>(), W->input_scale, rows, y,
+                       stream_);
+      }
+      gelu_tanh_mul(g, I, u, I, rows, I, actb_.get<bf16>() + static_cast<size_t>(r0) * I, stream_);
+    }
+    return;
+  }
   linear_.run_gate_up_gelu(L.gate, L.up, hb_.get<bf16>(), T, actb_.get<bf16>());
 }
 
@@ -387,13 +471,13 @@ void CudaModelRunner::launch(const StepLayout& SL) {
     if (begin_op(StepOp::kAttention))
       paged_attention(qb_.get<bf16>(), T, C.num_heads, C.head_dim, C.window, meta, C.sliding ? sliding : full,
                       C.view, max_context, attnb_.get<bf16>(), attn_scratch_.get(), stream_);
-    if (begin_op(StepOp::kOProj)) linear_.run(L.o, attnb_.get<bf16>(), T, y_.get<float>());
+    if (begin_op(StepOp::kOProj)) linear(L.o, attnb_.get<bf16>(), T, y_.get<float>());
     if (begin_op(StepOp::kNorms))
       residual_post_norm(x, y_.get<float>(), L.post_attn_norm.get<float>(), 1.0f, T, H, eps,
                          L.pre_ffn_norm.get<float>(), hb, stream_);
     // MLP block (§2.7).
     if (begin_op(StepOp::kMlpGateUp)) mlp_gate_up(l, T);
-    if (begin_op(StepOp::kMlpDown)) linear_.run(L.down, actb_.get<bf16>(), T, y_.get<float>());
+    if (begin_op(StepOp::kMlpDown)) linear(L.down, actb_.get<bf16>(), T, y_.get<float>());
     if (begin_op(StepOp::kNorms))
       residual_post_norm(x, y_.get<float>(), L.post_ffn_norm.get<float>(), L.layer_scalar, T, H, eps,
                          input_norm(l + 1), hb, stream_);

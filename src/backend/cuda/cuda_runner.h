@@ -23,6 +23,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/device_weights.h"
+#include "backend/cuda/fp8_gemm.h"
 #include "backend/cuda/linear.h"
 
 namespace quench {
@@ -158,6 +159,17 @@ class CudaModelRunner : public ModelRunner {
     use_graphs_ = on;
     if (!on) clear_graphs();
   }
+  /// FP8 weights with an input_scale at more than kFp8MinRows rows (prefill) run on the FP8
+  /// tensor cores with FP8 activations (fp8_gemm.h), as vLLM runs FP8 checkpoints; off: those
+  /// GEMMs take the LinearExecutor's path (W dequantized to bf16, cuBLAS bf16). On by default.
+  void set_fp8_prefill(bool on) {
+    fp8_prefill_ = on;
+    clear_graphs();
+  }
+  bool fp8_prefill() const { return fp8_prefill_; }
+  static constexpr int kFp8MinRows = 128;
+  /// Rows per gate/up GEMM pair of the FP8 path (bounds its fp32 scratch).
+  static constexpr int kFp8MlpChunkRows = 512;
   /// Graphs currently held (at most max_graphs(); the least recently used is dropped beyond).
   size_t num_captured_graphs() const { return graphs_.size(); }
   /// Bound on the graphs held (kMaxGraphs by default; >= 1).
@@ -211,6 +223,15 @@ class CudaModelRunner : public ModelRunner {
   /// The MLP up half of layer l: actb_ = bf16(gelu(hb_ · gateᵀ) * (hb_ · upᵀ)) (one fused launch
   /// for decode: LinearExecutor::run_gate_up_gelu).
   void mlp_gate_up(size_t l, int T);
+  /// Whether W at M rows takes the FP8 path (see set_fp8_prefill).
+  bool use_fp8(const DeviceLinear& W, int M) const {
+    return fp8_prefill_ && M > kFp8MinRows && W.format == WeightFormat::kFP8 && W.input_scale > 0.0f &&
+           W.K % 16 == 0 && W.N % 4 == 0;
+  }
+  /// fp8_x_ = E4M3 of x bf16 [M, K] with `scale` (skipped when it already holds exactly that).
+  void fp8_quantize(const bf16* x, int M, int K, float scale);
+  /// y = x · Wᵀ: the FP8 path when use_fp8(W, M), else linear_.run.
+  void linear(const DeviceLinear& W, const bf16* x, int M, float* y);
   /// Sizes the step buffers for T token rows, block tables max_blocks wide, n_logits rows and
   /// contexts up to max_context; capacities grow geometrically, and any reallocation drops the
   /// captured graphs (they hold the old addresses).
@@ -291,6 +312,16 @@ class CudaModelRunner : public ModelRunner {
   size_t prof_used_ = 0;
   /// Op kinds launch() leaves out (bit i = StepOp i); set only inside profile_graph.
   uint32_t skip_ops_ = 0;
+
+  // FP8 prefill (set_fp8_prefill): cuBLASLt, E4M3 activations [rows, max K], fp32 gate and up
+  // [kFp8MlpChunkRows, I] each; sized in ensure_capacity (outside any capture).
+  bool fp8_prefill_ = true;
+  bool has_fp8_linears_ = false;  // some Linear is FP8 with an input_scale
+  std::unique_ptr<Fp8Gemm> fp8_gemm_;
+  DeviceBuffer fp8_x_, fp8_mlp_;
+  const bf16* fp8_x_src_ = nullptr;  // what fp8_x_ holds: source, rows, scale (within one op)
+  int fp8_x_rows_ = 0;
+  float fp8_x_scale_ = 0.0f;
 };
 
 }  // namespace quench::cuda
