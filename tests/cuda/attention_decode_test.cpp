@@ -8,7 +8,9 @@
 //  - a CUDA-graph replay on a created stream with PDL on, where qkv_norm_rope_store (the kernel
 //    before attention in a decode step) writes the query and the new token's K/V right before the
 //    attention kernel reads them: the outputs are poisoned first, so an attention launch that ran
-//    ahead of its producer reads NaNs and fails.
+//    ahead of its producer reads NaNs and fails;
+//  - qkv_paged_attention_decode (norms + RoPE + cache store folded into the launch) against the
+//    two calls on a copy of the same cache (new rows, untouched slots) and the fp64 reference.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -305,6 +307,148 @@ TEST_P(DecodeAttentionPdlTest, GraphWithProducerMatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(Layers, DecodeAttentionPdlTest, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "global" : "sliding"; });
+
+// ---- qkv_paged_attention_decode: q/k/v norms + RoPE + cache store folded into the launch -------
+
+struct FoldCase {
+  const char* name;
+  Shape shape;
+  int bs;
+  bool fp8, proportional;
+  std::vector<int> lengths;  ///< one new token per sequence, at position length - 1
+};
+
+class QkvFoldTest : public ::testing::TestWithParam<FoldCase> {};
+
+TEST_P(QkvFoldTest, MatchesTwoCallsAndReference) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  const FoldCase& fc = GetParam();
+  const Shape& L = fc.shape;
+  const int T = static_cast<int>(fc.lengths.size()), D = L.D, half = D / 2, bs = fc.bs;
+  const float eps = 1e-6f;
+  std::mt19937 rng(static_cast<uint32_t>(T * 131 + D + bs + (fc.fp8 ? 7 : 0)));
+  PagedKv c = make_cache(L, fc.lengths, bs, fc.fp8, rng);
+  std::normal_distribution<float> nd(0.0f, 1.5f);
+  auto randv = [&](size_t n) {
+    std::vector<float> x(n);
+    for (auto& e : x) e = nd(rng);
+    return x;
+  };
+  const auto qp = randv(static_cast<size_t>(T) * L.Hq * D), kp = randv(static_cast<size_t>(T) * L.Hkv * D),
+             vp = randv(static_cast<size_t>(T) * L.Hkv * D);
+  std::vector<float> qn(D), kn(D), inv_freq(half, 0.0f);
+  for (int i = 0; i < D; ++i) qn[i] = 1.0f + 0.3f * nd(rng), kn[i] = 1.0f + 0.3f * nd(rng);
+  // Default RoPE (theta 1e4, all pairs) or proportional (theta 1e6, the first quarter of the pairs).
+  const int rotated = fc.proportional ? D / 8 : half;
+  for (int j = 0; j < rotated; ++j)
+    inv_freq[j] = static_cast<float>(1.0 / std::pow(fc.proportional ? 1e6 : 1e4, 2.0 * j / D));
+  std::vector<int32_t> pos(T), seq(T);
+  for (int t = 0; t < T; ++t) pos[t] = fc.lengths[t] - 1, seq[t] = t;
+  auto dqp = testing::to_device(qp), dkp = testing::to_device(kp), dvp = testing::to_device(vp);
+  auto dqn = testing::to_device(qn), dkn = testing::to_device(kn), dfreq = testing::to_device(inv_freq);
+  auto dpos = testing::to_device(pos), dseq = testing::to_device(seq), dtab = testing::to_device(c.table);
+  // Cache copy A: the two calls; copy B: the folded launch.
+  auto ka = testing::to_device(c.kp), va = testing::to_device(c.vp), kb = testing::to_device(c.kp),
+       vb = testing::to_device(c.vp);
+  const size_t n_out = static_cast<size_t>(T) * L.Hq * D;
+  const int max_context = c.mb * bs;
+  cuda::DeviceBuffer qb(n_out * 2), outa(n_out * 2), outb(n_out * 2);
+  cuda::DeviceBuffer scratch(std::max<size_t>(16, cuda::attention_scratch_bytes(T, L.Hq, D, max_context)));
+  testing::poison(outa);
+  testing::poison(outb);
+  const float ks = fc.fp8 ? kKScale : 1.0f, vs = fc.fp8 ? kVScale : 1.0f;
+  const cuda::KvLayerView view_a{ka.get(), va.get(), fc.fp8, ks, vs, bs, L.Hkv, D};
+  const cuda::KvLayerView view_b{kb.get(), vb.get(), fc.fp8, ks, vs, bs, L.Hkv, D};
+  const cuda::TokenMeta meta{dpos.get<int32_t>(), dseq.get<int32_t>()};
+  const cuda::BlockTables tables{dtab.get<int32_t>(), c.mb};
+  cuda::qkv_norm_rope_store(dqp.get<float>(), dkp.get<float>(), dvp.get<float>(), T, L.Hq, L.Hkv, D, dqn.get<float>(),
+                            dkn.get<float>(), dfreq.get<float>(), eps, meta, tables, view_a, qb.get<cuda::bf16>(), nullptr);
+  cuda::paged_attention(qb.get<cuda::bf16>(), T, L.Hq, D, L.window, meta, tables, view_a, max_context,
+                        outa.get<cuda::bf16>(), scratch.get(), nullptr);
+  ASSERT_TRUE(cuda::qkv_paged_attention_decode(dqp.get<float>(), dkp.get<float>(), dvp.get<float>(), T, L.Hq, L.Hkv, D,
+                                               dqn.get<float>(), dkn.get<float>(), dfreq.get<float>(), eps, L.window,
+                                               meta, tables, view_b, max_context, outb.get<cuda::bf16>(), nullptr))
+      << "no single-launch kernel for this shape";
+  QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+  // The cache: new rows as the two calls wrote them (rounding of fp32 sums aside), nothing else touched.
+  const size_t pool_bytes = c.kp.size();
+  auto ka_h = testing::to_host<uint8_t>(ka, pool_bytes), va_h = testing::to_host<uint8_t>(va, pool_bytes);
+  auto kb_h = testing::to_host<uint8_t>(kb, pool_bytes), vb_h = testing::to_host<uint8_t>(vb, pool_bytes);
+  const size_t elem = fc.fp8 ? 1 : 2;
+  auto value = [&](const std::vector<uint8_t>& pool, size_t idx, float scale) {
+    if (fc.fp8) return fp8e4m3_to_f32(pool[idx]) * scale;
+    uint16_t b;
+    std::memcpy(&b, &pool[idx * 2], 2);
+    return bf16_to_f32(b);
+  };
+  std::vector<char> is_new(pool_bytes / elem / c.row, 0);
+  std::vector<float> new_a, new_b;
+  for (int t = 0; t < T; ++t) {
+    const size_t slot = static_cast<size_t>(c.table[static_cast<size_t>(t) * c.mb + pos[t] / bs]) * bs + pos[t] % bs;
+    is_new[slot] = 1;
+    for (size_t i = 0; i < c.row; ++i) {
+      const size_t idx = slot * c.row + i;
+      new_a.push_back(value(ka_h, idx, ks));
+      new_a.push_back(value(va_h, idx, vs));
+      new_b.push_back(value(kb_h, idx, ks));
+      new_b.push_back(value(vb_h, idx, vs));
+      // The reference attends over what copy B's cache holds.
+      c.kf[t][static_cast<size_t>(pos[t]) * c.row + i] = value(kb_h, idx, ks);
+      c.vf[t][static_cast<size_t>(pos[t]) * c.row + i] = value(vb_h, idx, vs);
+    }
+  }
+  for (float x : new_b) ASSERT_TRUE(std::isfinite(x)) << "new cache row not written";
+  EXPECT_LT(testing::rel_l2(new_b.data(), new_a.data(), new_a.size()), fc.fp8 ? 2e-2 : 2e-3);
+  for (size_t slot = 0; slot < is_new.size(); ++slot) {
+    if (is_new[slot]) continue;
+    const size_t b0 = slot * c.row * elem, b1 = b0 + c.row * elem;
+    ASSERT_TRUE(std::equal(ka_h.begin() + b0, ka_h.begin() + b1, kb_h.begin() + b0) &&
+                std::equal(va_h.begin() + b0, va_h.begin() + b1, vb_h.begin() + b0))
+        << "cache slot " << slot << " changed";
+  }
+  // fp64 queries: x / rms(x) * q_norm, NeoX RoPE on (j, j + D/2).
+  std::vector<float> qf(n_out);
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < L.Hq; ++h) {
+      const float* x = &qp[(static_cast<size_t>(t) * L.Hq + h) * D];
+      double ss = 0;
+      for (int i = 0; i < D; ++i) ss += static_cast<double>(x[i]) * x[i];
+      const double inv = 1.0 / std::sqrt(ss / D + eps);
+      float* o = &qf[(static_cast<size_t>(t) * L.Hq + h) * D];
+      for (int j = 0; j < half; ++j) {
+        const double ang = static_cast<double>(static_cast<float>(pos[t]) * inv_freq[j]);
+        const double x0 = x[j] * inv * qn[j], x1 = x[j + half] * inv * qn[j + half];
+        o[j] = static_cast<float>(x0 * std::cos(ang) - x1 * std::sin(ang));
+        o[j + half] = static_cast<float>(x1 * std::cos(ang) + x0 * std::sin(ang));
+      }
+    }
+  const std::vector<float> ref = reference(L, c, fc.lengths, qf);
+  for (const auto* buf : {&outa, &outb}) {
+    auto ob = testing::to_host<uint16_t>(*buf, n_out);
+    std::vector<float> out(n_out);
+    for (size_t i = 0; i < n_out; ++i) {
+      out[i] = bf16_to_f32(ob[i]);
+      ASSERT_TRUE(std::isfinite(out[i])) << (buf == &outb ? "folded" : "two calls") << ": unwritten output at " << i;
+    }
+    EXPECT_LT(testing::rel_l2(out.data(), ref.data(), n_out), 1.5e-2) << (buf == &outb ? "folded" : "two calls");
+  }
+}
+
+std::vector<FoldCase> FoldCases() {
+  const std::vector<int> edges = {1, 2, 16, 17, 33, 500, 1024, 1025, 2049};
+  return {
+      {"sliding_B1_bf16", kSliding, 16, false, false, {512}},
+      {"global_B1_bf16", kGlobal, 16, false, true, {512}},
+      {"global_B1_ctx1_fp8", kGlobal, 16, true, true, {1}},
+      {"sliding_edges_fp8_bs12", kSliding, 12, true, false, edges},
+      {"global_edges_bf16_bs12", kGlobal, 12, false, true, edges},
+      {"sliding_B64_bf16", kSliding, 16, false, false, spread(64, 1500, 211, 3)},
+      {"global_B64_fp8", kGlobal, 16, true, true, spread(64, 1500, 211, 3)},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(Batches, QkvFoldTest, ::testing::ValuesIn(FoldCases()),
+                         [](const ::testing::TestParamInfo<FoldCase>& i) { return std::string(i.param.name); });
 
 }  // namespace
 }  // namespace quench

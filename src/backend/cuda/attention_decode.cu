@@ -20,6 +20,7 @@
 #include "backend/cuda/attention_decode.h"
 #include "backend/cuda/attention_decode_cluster.cuh"
 #include "backend/cuda/attention_flash.h"
+#include "backend/cuda/attention_qkv_fold.cuh"
 #include "backend/cuda/cuda_utils.h"
 #include "backend/cuda/pdl.cuh"
 
@@ -44,6 +45,7 @@ struct DecodeArgs {
   int Hq, Hkv, window, splits, bs, bs_shift;
   float* part_acc;
   float* part_ml;
+  QkvFold fold;  // QKV kernels: the projections instead of q
 };
 
 /// 8 consecutive cache elements as loaded (bf16: one 16-byte load; FP8: one 8-byte load), and
@@ -54,6 +56,8 @@ template <>
 struct Raw8<bf16> {
   uint4 r;
   __device__ __forceinline__ void load(const bf16* p) { r = __ldg(reinterpret_cast<const uint4*>(p)); }
+  /// L2 load (coherent with this kernel's own cache writes; QKV kernels).
+  __device__ __forceinline__ void load_cg(const bf16* p) { r = __ldcg(reinterpret_cast<const uint4*>(p)); }
   __device__ __forceinline__ void zero() { r = make_uint4(0, 0, 0, 0); }
   __device__ __forceinline__ void to_float(float (&x)[8]) const {
     const uint32_t w[4] = {r.x, r.y, r.z, r.w};
@@ -68,6 +72,7 @@ template <>
 struct Raw8<uint8_t> {
   uint2 r;
   __device__ __forceinline__ void load(const uint8_t* p) { r = __ldg(reinterpret_cast<const uint2*>(p)); }
+  __device__ __forceinline__ void load_cg(const uint8_t* p) { r = __ldcg(reinterpret_cast<const uint2*>(p)); }
   __device__ __forceinline__ void zero() { r = make_uint2(0, 0); }
   __device__ __forceinline__ void to_float(float (&x)[8]) const {
     const uint32_t w[2] = {r.x, r.y};
@@ -81,11 +86,38 @@ struct Raw8<uint8_t> {
   }
 };
 
+/// Lane-distributed RMS norm + NeoX RoPE of one row: lane l < LANES holds x = elements 8l..8l+7,
+/// `inv` = the row's 1 / rms; y = x * inv * w (w == nullptr: no weight), then rotated with the
+/// partner lane l ^ (LANES / 2) (pairs (j, j + D/2)) by the angles (rc, rs) of pair index
+/// (8l + i) mod D/2. Every lane of the warp must call it (shuffles).
+template <int D>
+__device__ __forceinline__ void norm_rope_row8(const float (&x)[8], float inv, const float* w, bool rope,
+                                               const float (&rc)[8], const float (&rs)[8], int lane, float (&y)[8]) {
+  constexpr int LANES = D / 8;
+  const bool holder = lane < LANES;
+  float wv[8];
+  if (w != nullptr && holder) load_f32x8(w + 8 * lane, wv);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) y[i] = x[i] * inv * (w != nullptr && holder ? wv[i] : 1.0f);
+  if (!rope) return;
+  const bool lower = lane < LANES / 2;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const float p = __shfl_xor_sync(0xffffffffu, y[i], LANES / 2);
+    y[i] = lower ? y[i] * rc[i] - p * rs[i] : y[i] * rc[i] + p * rs[i];
+  }
+}
+
 /// Grid (Hkv, T, splits); block = kWarps warps; D = 8 * LANES (LANES <= 32 lanes hold a row).
 /// CLUSTER: the splits of one (token, KV head) are one cluster (dims 1 x 1 x splits) and merge
 /// in the kernel (out written, no partials); otherwise splits > 1 write a.part_acc / a.part_ml.
-template <int D, int G, typename CacheT, bool CLUSTER>
+/// QKV (with CLUSTER): the kernel does qkv_norm_rope_store's work for its token first — the split
+/// holding position pos writes the new K/V row of its KV head into the cache (then a barrier: its
+/// warps read that row back through L2), every CTA normalises and rotates its own query heads
+/// from a.fold.qp — instead of reading a prepared a.q.
+template <int D, int G, typename CacheT, bool CLUSTER, bool QKV = false>
 __global__ void __launch_bounds__(32 * kWarps) decode_gqa_kernel(const DecodeArgs a) {
+  static_assert(CLUSTER || !QKV, "QKV kernels merge in the cluster");
   constexpr int LANES = D / 8;
   static_assert(LANES <= 32 && D % 8 == 0, "row must fit a warp in 8-element chunks");
   __shared__ float acc_s[kWarps][G][D];
@@ -101,10 +133,53 @@ __global__ void __launch_bounds__(32 * kWarps) decode_gqa_kernel(const DecodeArg
   int kb, ke;
   decode_split_range(pos, a.window, split, a.splits, 32, kb, ke);
   const int32_t* tab = a.table + static_cast<size_t>(sq) * a.max_blocks;
+  float rc[8], rs[8];  // QKV: RoPE angles of this lane's elements
+  if constexpr (QKV) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      rc[i] = 1.0f;
+      rs[i] = 0.0f;
+      if (holder) sincosf(static_cast<float>(pos) * a.fold.inv_freq[(8 * lane + i) % (D / 2)], &rs[i], &rc[i]);
+    }
+  }
   pdl_wait();  // q and the new token's K/V come from the previous kernel
   const float sl2 = a.k_scale * kLog2e;
 
   float q[G][8];
+  if constexpr (QKV) {
+    const bool owner = kb <= pos && pos < ke;  // CTA-uniform
+    if (owner && warp < 2) {
+      // Warp 0: K = rope(rmsnorm(k, k_norm)); warp 1: V = rmsnorm_noweight(v) (§2.4).
+      float x[8] = {0, 0, 0, 0, 0, 0, 0, 0}, y[8];
+      const float* src = (warp == 0 ? a.fold.kp : a.fold.vp) + (static_cast<size_t>(t) * a.Hkv + kvh) * D + 8 * lane;
+      if (holder) load_f32x8(src, x);
+      float ss = 0.0f;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) ss += x[i] * x[i];
+      const float inv = rsqrtf(fold_warp_sum(ss) / D + a.fold.eps);
+      norm_rope_row8<D>(x, inv, warp == 0 ? a.fold.k_norm : nullptr, warp == 0, rc, rs, lane, y);
+      const int bi = pos / a.bs, blk = tab[bi];
+      if (holder && blk >= 0) {
+        CacheT* dst = static_cast<CacheT*>(const_cast<void*>(warp == 0 ? a.k : a.v)) +
+                      ((static_cast<size_t>(blk) * a.bs + (pos - bi * a.bs)) * a.Hkv + kvh) * D + 8 * lane;
+        store_cache8<CacheT>(dst, y, 1.0f / (warp == 0 ? a.k_scale : a.v_scale));
+      }
+      fold_fence();
+    }
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float x[8] = {0, 0, 0, 0, 0, 0, 0, 0}, y[8];
+      if (holder) load_f32x8(a.fold.qp + (static_cast<size_t>(t) * a.Hq + kvh * G + g) * D + 8 * lane, x);
+      float ss = 0.0f;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) ss += x[i] * x[i];
+      const float inv = rsqrtf(fold_warp_sum(ss) / D + a.fold.eps);
+      norm_rope_row8<D>(x, inv, a.fold.q_norm, true, rc, rs, lane, y);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) q[g][i] = holder ? __bfloat162float(__float2bfloat16(y[i])) : 0.0f;  // q_out is bf16
+    }
+    if (owner) __syncthreads();  // the new K/V row is in L2 before any warp loads it
+  } else {
 #pragma unroll
   for (int g = 0; g < G; ++g) {
     if (holder) {
@@ -119,6 +194,7 @@ __global__ void __launch_bounds__(32 * kWarps) decode_gqa_kernel(const DecodeArg
 #pragma unroll
       for (int i = 0; i < 8; ++i) q[g][i] = 0.0f;
     }
+  }
   }
   float acc[G][8], m[G], l[G];
 #pragma unroll
@@ -143,8 +219,13 @@ __global__ void __launch_bounds__(32 * kWarps) decode_gqa_kernel(const DecodeArg
         off = ((static_cast<size_t>(blk) * a.bs + (kp - bi * a.bs)) * a.Hkv + kvh) * D + lane * 8;
       }
       if (blk >= 0 && holder) {
-        kr[j].load(kbase + off);
-        vr[j].load(vbase + off);
+        if constexpr (QKV) {
+          kr[j].load_cg(kbase + off);
+          vr[j].load_cg(vbase + off);
+        } else {
+          kr[j].load(kbase + off);
+          vr[j].load(vbase + off);
+        }
       } else {
         kr[j].zero();
         vr[j].zero();
@@ -308,39 +389,46 @@ namespace quench::cuda::detail {
 namespace {
 
 /// Single-launch instance: clusters of `splits` CTAs along grid z.
-template <int D, int G, typename CacheT>
-void launch_fused_dg(DecodeArgs a, int T, int span, cudaStream_t stream) {
-  auto kernel = decode_gqa_kernel<D, G, CacheT, true>;
+template <int D, int G, typename CacheT, bool QKV>
+void launch_fused_dgq(DecodeArgs a, int T, int span, cudaStream_t stream) {
+  auto kernel = decode_gqa_kernel<D, G, CacheT, true, QKV>;
   static const int max_cluster = max_decode_cluster(kernel, 32 * kWarps, 0);
-  // Small CTAs (4 warps, ~20 KB shared): aim at 4 per SM; at least one 32-key batch per warp.
+  // Small CTAs (4 warps, <= 21 KB shared): aim at 4 per SM; at least one 8-key batch per warp.
   a.splits = decode_cluster_splits(T * a.Hkv, span, kKeysPerBatch * kWarps, 4 * decode_sm_count(), max_cluster);
   launch_clustered(kernel, dim3(a.Hkv, T, a.splits), dim3(32 * kWarps), dim3(1, 1, a.splits), 0, stream, a);
 }
 
 template <int D, int G>
-void launch_fused_d_g(const DecodeArgs& a, bool fp8, int T, int span, cudaStream_t stream) {
-  if (fp8) launch_fused_dg<D, G, uint8_t>(a, T, span, stream);
-  else launch_fused_dg<D, G, bf16>(a, T, span, stream);
+void launch_fused_d_g(const DecodeArgs& a, bool fp8, bool qkv, int T, int span, cudaStream_t stream) {
+  if (fp8) {
+    if (qkv) launch_fused_dgq<D, G, uint8_t, true>(a, T, span, stream);
+    else launch_fused_dgq<D, G, uint8_t, false>(a, T, span, stream);
+  } else {
+    if (qkv) launch_fused_dgq<D, G, bf16, true>(a, T, span, stream);
+    else launch_fused_dgq<D, G, bf16, false>(a, T, span, stream);
+  }
 }
 
 template <int D>
-bool launch_fused_d(int G, const DecodeArgs& a, bool fp8, int T, int span, cudaStream_t stream) {
+bool launch_fused_d(int G, const DecodeArgs& a, bool fp8, bool qkv, int T, int span, cudaStream_t stream) {
   switch (G) {
-    case 1: launch_fused_d_g<D, 1>(a, fp8, T, span, stream); return true;
-    case 2: launch_fused_d_g<D, 2>(a, fp8, T, span, stream); return true;
-    case 4: launch_fused_d_g<D, 4>(a, fp8, T, span, stream); return true;
+    case 1: launch_fused_d_g<D, 1>(a, fp8, qkv, T, span, stream); return true;
+    case 2: launch_fused_d_g<D, 2>(a, fp8, qkv, T, span, stream); return true;
+    case 4: launch_fused_d_g<D, 4>(a, fp8, qkv, T, span, stream); return true;
     default: return false;
   }
 }
 
 }  // namespace
 
-bool launch_decode_gqa_fused(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
-                             const KvLayerView& cache, int max_context, bf16* out, cudaStream_t stream) {
+bool launch_decode_gqa_fused(const bf16* q, const QkvFold* fold, int T, int Hq, int D, int window, TokenMeta meta,
+                             BlockTables tables, const KvLayerView& cache, int max_context, bf16* out,
+                             cudaStream_t stream) {
   const int G = Hq / cache.num_heads;
   if (T > kFusedDecodeMaxTokens || G > 4 || !(D == 128 || D == 256)) return false;
   DecodeArgs a{};
   a.q = q;
+  if (fold != nullptr) a.fold = *fold;
   a.out = out;
   a.pos = meta.pos;
   a.seq = meta.seq;
@@ -358,8 +446,9 @@ bool launch_decode_gqa_fused(const bf16* q, int T, int Hq, int D, int window, To
   for (int s = 0; s < 31; ++s)
     if ((1 << s) == cache.block_size) a.bs_shift = s;
   const int span = window > 0 ? std::min(window, max_context) : max_context;
-  return D == 256 ? launch_fused_d<256>(G, a, cache.fp8, T, span, stream)
-                  : launch_fused_d<128>(G, a, cache.fp8, T, span, stream);
+  const bool qkv = fold != nullptr;
+  return D == 256 ? launch_fused_d<256>(G, a, cache.fp8, qkv, T, span, stream)
+                  : launch_fused_d<128>(G, a, cache.fp8, qkv, T, span, stream);
 }
 
 }  // namespace quench::cuda::detail

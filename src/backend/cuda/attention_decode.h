@@ -10,20 +10,25 @@
 
 namespace quench::cuda::detail {
 
+struct QkvFold;  // attention_qkv_fold.cuh
+
 /// Most query tokens a fused decode launch takes (the same bound as the tensor-core path's
 /// decode plans).
 constexpr int kFusedDecodeMaxTokens = 64;
 
 /// GQA layers with G = Hq / Hkv in {1, 2, 4} and head_dim 128 or 256 (the 12B's sliding layers:
-/// G = 2, D = 256) on CUDA cores (attention_decode.cu). Arguments as paged_attention. Returns
-/// false (nothing enqueued) for other shapes. Throws CudaError for a failed launch.
-bool launch_decode_gqa_fused(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
+/// G = 2, D = 256) on CUDA cores (attention_decode.cu). Arguments as paged_attention; with
+/// `fold` != nullptr the kernel takes the projections instead of `q` and also does
+/// qkv_norm_rope_store's work (qkv_paged_attention_decode, kernels.h). Returns false (nothing
+/// enqueued) for other shapes. Throws CudaError for a failed launch.
+bool launch_decode_gqa_fused(const bf16* q, const QkvFold* fold, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
                              const KvLayerView& cache, int max_context, bf16* out, cudaStream_t stream);
 
 /// MQA-style layers with exactly 16 query heads per KV head and head_dim 256 or 512 (the 12B's
 /// global layers: 16 x 512 on one KV head) on the tensor cores, the 16 heads as the mma's M
-/// (attention_decode_mqa.cu). Arguments as paged_attention; false for other shapes.
-bool launch_decode_mqa_fused(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
+/// (attention_decode_mqa.cu). Arguments and `fold` as launch_decode_gqa_fused; false for other
+/// shapes.
+bool launch_decode_mqa_fused(const bf16* q, const QkvFold* fold, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
                              const KvLayerView& cache, int max_context, bf16* out, cudaStream_t stream);
 
 /// Multiprocessor count of the current device (cached; 132 when the query fails).

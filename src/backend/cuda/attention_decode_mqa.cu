@@ -21,10 +21,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "backend/cuda/attention_decode.h"
 #include "backend/cuda/attention_decode_cluster.cuh"
 #include "backend/cuda/attention_mma.cuh"
+#include "backend/cuda/attention_qkv_fold.cuh"
 #include "backend/cuda/cuda_utils.h"
 #include "backend/cuda/pdl.cuh"
 
@@ -49,6 +51,7 @@ struct MqaArgs {
   const void* v;
   float k_scale, v_scale;
   int Hq, Hkv, window, bs, bs_shift;
+  QkvFold fold;  // QKV kernels: the projections instead of q
 };
 
 /// Shared-memory geometry (bytes) of one instance; DEEP: a deeper ring for launches of at most
@@ -115,7 +118,11 @@ __device__ __forceinline__ void load_tile(uint8_t* stage, const MqaArgs& a, cons
 }
 
 /// Grid (splits, Hkv, T), clusters of (splits, 1, 1); block = D / 128 warps.
-template <int D, bool FP8, bool DEEP>
+/// QKV: the kernel does qkv_norm_rope_store's work for its token first — the split holding
+/// position pos writes the new K/V row into the cache before its first tile load (a barrier and
+/// a proxy fence order the two), every CTA normalises and rotates its 16 query rows from
+/// a.fold.qp into the last ring stage (bf16, or fp16 for FP8 caches) — instead of reading a.q.
+template <int D, bool FP8, bool DEEP, bool QKV = false>
 __global__ void __launch_bounds__(MqaCfg<D, FP8, DEEP>::NT) decode_mqa_kernel(const MqaArgs a) {
   using C = MqaCfg<D, FP8, DEEP>;
   extern __shared__ __align__(128) uint8_t smem[];
@@ -132,24 +139,120 @@ __global__ void __launch_bounds__(MqaCfg<D, FP8, DEEP>::NT) decode_mqa_kernel(co
   decode_split_range(pos, a.window, split, splits, kBN, kb, ke);
   const int ntiles = kb < ke ? (ke - kb + kBN - 1) / kBN : 0;
   const int32_t* tab = a.table + static_cast<size_t>(sq) * a.max_blocks;
+  constexpr int HALF = D / 2;
+  const bool pair_lane = 8 * lane < HALF;  // QKV: this lane rotates pairs (8 lane + i, 8 lane + i + D/2)
+  float rc[8], rs[8];
+  if constexpr (QKV) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      rc[i] = 1.0f;
+      rs[i] = 0.0f;
+      if (pair_lane) sincosf(static_cast<float>(pos) * a.fold.inv_freq[8 * lane + i], &rs[i], &rc[i]);
+    }
+  }
+  const bool owner = QKV && kb <= pos && pos < ke;  // CTA-uniform: this split writes the new K/V
   pdl_wait();  // q and the new token's K/V come from the previous kernel
 
+  auto prologue = [&] {
 #pragma unroll
-  for (int i = 0; i < C::NS - 1; ++i) {
-    if (i < ntiles) load_tile<D, FP8, DEEP>(smem + i * C::kStage, a, tab, kvh, kb + i * kBN, ke);
-    cp_async_commit();
+    for (int i = 0; i < C::NS - 1; ++i) {
+      if (i < ntiles) load_tile<D, FP8, DEEP>(smem + i * C::kStage, a, tab, kvh, kb + i * kBN, ke);
+      cp_async_commit();
+    }
+  };
+  if (!owner) prologue();
+  // QKV: query rows staged as 16-bit values [kRows][D] in the last ring stage (free until the
+  // first loop iteration's load).
+  uint16_t* qs = reinterpret_cast<uint16_t*>(smem + (C::NS - 1) * C::kStage);
+  if constexpr (QKV) {
+    static_assert(kRows * D * 2 <= C::kStage, "query staging fits one stage");
+    // One row of D values: lo = elements 8 lane .. +8, hi = the same + D/2; returns 1 / rms.
+    auto load_row = [&](const float* src, float (&lo)[8], float (&hi)[8]) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) lo[i] = hi[i] = 0.0f;
+      if (pair_lane) {
+        load_f32x8(src + 8 * lane, lo);
+        load_f32x8(src + HALF + 8 * lane, hi);
+      }
+      float ss = 0.0f;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) ss += lo[i] * lo[i] + hi[i] * hi[i];
+      return rsqrtf(fold_warp_sum(ss) / D + a.fold.eps);
+    };
+    // lo, hi <- rope(x * inv * w) (NeoX pairs within the lane).
+    auto norm_rope = [&](float (&lo)[8], float (&hi)[8], float inv, const float* w) {
+      float wl[8], wh[8];
+      if (pair_lane) {
+        load_f32x8(w + 8 * lane, wl);
+        load_f32x8(w + HALF + 8 * lane, wh);
+      }
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const float x0 = pair_lane ? lo[i] * inv * wl[i] : 0.0f, x1 = pair_lane ? hi[i] * inv * wh[i] : 0.0f;
+        lo[i] = x0 * rc[i] - x1 * rs[i];
+        hi[i] = x1 * rc[i] + x0 * rs[i];
+      }
+    };
+    if (owner && warp < 2) {
+      // Warp 0: K = rope(rmsnorm(k, k_norm)); warp 1: V = rmsnorm_noweight(v) (§2.4).
+      float lo[8], hi[8];
+      const float inv = load_row((warp == 0 ? a.fold.kp : a.fold.vp) + (static_cast<size_t>(t) * a.Hkv + kvh) * D, lo, hi);
+      if (warp == 0) {
+        norm_rope(lo, hi, inv, a.fold.k_norm);
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) lo[i] *= inv, hi[i] *= inv;
+      }
+      const int bi = pos / a.bs, blk = tab[bi];
+      if (pair_lane && blk >= 0) {
+        using CacheT = std::conditional_t<FP8, uint8_t, bf16>;
+        CacheT* dst = static_cast<CacheT*>(const_cast<void*>(warp == 0 ? a.k : a.v)) +
+                      ((static_cast<size_t>(blk) * a.bs + (pos - bi * a.bs)) * a.Hkv + kvh) * D + 8 * lane;
+        const float inv_scale = 1.0f / (warp == 0 ? a.k_scale : a.v_scale);
+        store_cache8<CacheT>(dst, lo, inv_scale);
+        store_cache8<CacheT>(dst + HALF, hi, inv_scale);
+      }
+      fold_fence();
+    }
+    for (int r = warp; r < kRows; r += C::NW) {
+      float lo[8], hi[8];
+      const float inv = load_row(a.fold.qp + (static_cast<size_t>(t) * a.Hq + kvh * kRows + r) * D, lo, hi);
+      norm_rope(lo, hi, inv, a.fold.q_norm);
+      if (pair_lane) {
+        uint32_t wl[4], wh[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          // q_out is bf16; FP8 caches take it as fp16 (exact for bf16 values in range).
+          const float l0 = __bfloat162float(__float2bfloat16(lo[2 * i])), l1 = __bfloat162float(__float2bfloat16(lo[2 * i + 1]));
+          const float h0 = __bfloat162float(__float2bfloat16(hi[2 * i])), h1 = __bfloat162float(__float2bfloat16(hi[2 * i + 1]));
+          wl[i] = FP8 ? pack_f16x2(l0, l1) : pack_bf16x2(l0, l1);
+          wh[i] = FP8 ? pack_f16x2(h0, h1) : pack_bf16x2(h0, h1);
+        }
+        *reinterpret_cast<uint4*>(qs + r * D + 8 * lane) = make_uint4(wl[0], wl[1], wl[2], wl[3]);
+        *reinterpret_cast<uint4*>(qs + r * D + HALF + 8 * lane) = make_uint4(wh[0], wh[1], wh[2], wh[3]);
+      }
+    }
+    __syncthreads();  // staged q (and the owner's cache row) visible to every thread
   }
+  if (owner) prologue();
 
   // Q as A fragments for this warp's 8 k-steps (dims permuted as the K loads: lane quad c holds
   // dims 32 s + 8c .. +8 of group s; k-step 2s takes the first 4, 2s + 1 the last 4).
   uint32_t qf[8][4];
   {
     const bf16* qrow = a.q + (static_cast<size_t>(t) * a.Hq + kvh * kRows) * D + warp * kWarpDims + 8 * c;
+    const uint16_t* qsrow = qs + warp * kWarpDims + 8 * c;
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
-      uint4 lo = __ldg(reinterpret_cast<const uint4*>(qrow + static_cast<size_t>(g) * D + 32 * s));
-      uint4 hi = __ldg(reinterpret_cast<const uint4*>(qrow + static_cast<size_t>(g + 8) * D + 32 * s));
-      if constexpr (FP8) {
+      uint4 lo, hi;
+      if constexpr (QKV) {
+        lo = *reinterpret_cast<const uint4*>(qsrow + g * D + 32 * s);
+        hi = *reinterpret_cast<const uint4*>(qsrow + (g + 8) * D + 32 * s);
+      } else {
+        lo = __ldg(reinterpret_cast<const uint4*>(qrow + static_cast<size_t>(g) * D + 32 * s));
+        hi = __ldg(reinterpret_cast<const uint4*>(qrow + static_cast<size_t>(g + 8) * D + 32 * s));
+      }
+      if constexpr (FP8 && !QKV) {
         lo = make_uint4(bf16x2_to_f16x2(lo.x), bf16x2_to_f16x2(lo.y), bf16x2_to_f16x2(lo.z), bf16x2_to_f16x2(lo.w));
         hi = make_uint4(bf16x2_to_f16x2(hi.x), bf16x2_to_f16x2(hi.y), bf16x2_to_f16x2(hi.z), bf16x2_to_f16x2(hi.w));
       }
@@ -315,10 +418,10 @@ __global__ void __launch_bounds__(MqaCfg<D, FP8, DEEP>::NT) decode_mqa_kernel(co
                                         a.out + (static_cast<size_t>(t) * a.Hq + kvh * kRows) * D);
 }
 
-template <int D, bool FP8, bool DEEP>
+template <int D, bool FP8, bool DEEP, bool QKV>
 void launch_mqa_cfg(const MqaArgs& a, int T, int span, cudaStream_t stream) {
   using C = MqaCfg<D, FP8, DEEP>;
-  auto kernel = decode_mqa_kernel<D, FP8, DEEP>;
+  auto kernel = decode_mqa_kernel<D, FP8, DEEP, QKV>;
   static const int max_cluster = max_decode_cluster(kernel, C::NT, C::smem);
   static const int per_sm = [&] {
     int n = 0;
@@ -332,10 +435,16 @@ void launch_mqa_cfg(const MqaArgs& a, int T, int span, cudaStream_t stream) {
 
 /// Few (token, KV head) units (<= SMs / 16: at most one CTA per SM even at 16 splits): the deep
 /// ring; otherwise the 2-CTA-per-SM ring.
+template <int D, bool FP8, bool QKV>
+void launch_mqa_q(const MqaArgs& a, int T, int span, cudaStream_t stream) {
+  if (T * a.Hkv * kMaxDecodeCluster <= decode_sm_count()) launch_mqa_cfg<D, FP8, true, QKV>(a, T, span, stream);
+  else launch_mqa_cfg<D, FP8, false, QKV>(a, T, span, stream);
+}
+
 template <int D, bool FP8>
-void launch_mqa(const MqaArgs& a, int T, int span, cudaStream_t stream) {
-  if (T * a.Hkv * kMaxDecodeCluster <= decode_sm_count()) launch_mqa_cfg<D, FP8, true>(a, T, span, stream);
-  else launch_mqa_cfg<D, FP8, false>(a, T, span, stream);
+void launch_mqa(const MqaArgs& a, bool qkv, int T, int span, cudaStream_t stream) {
+  if (qkv) launch_mqa_q<D, FP8, true>(a, T, span, stream);
+  else launch_mqa_q<D, FP8, false>(a, T, span, stream);
 }
 
 }  // namespace
@@ -352,11 +461,14 @@ int decode_sm_count() {
   return sms;
 }
 
-bool launch_decode_mqa_fused(const bf16* q, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
-                             const KvLayerView& cache, int max_context, bf16* out, cudaStream_t stream) {
+bool launch_decode_mqa_fused(const bf16* q, const QkvFold* fold, int T, int Hq, int D, int window, TokenMeta meta,
+                             BlockTables tables, const KvLayerView& cache, int max_context, bf16* out,
+                             cudaStream_t stream) {
   if (T > kFusedDecodeMaxTokens || Hq != kRows * cache.num_heads || !(D == 256 || D == 512)) return false;
   MqaArgs a{};
   a.q = q;
+  if (fold != nullptr) a.fold = *fold;
+  const bool qkv = fold != nullptr;
   a.out = out;
   a.pos = meta.pos;
   a.seq = meta.seq;
@@ -375,11 +487,11 @@ bool launch_decode_mqa_fused(const bf16* q, int T, int Hq, int D, int window, To
     if ((1 << s) == cache.block_size) a.bs_shift = s;
   const int span = window > 0 ? std::min(window, max_context) : max_context;
   if (D == 512) {
-    if (cache.fp8) launch_mqa<512, true>(a, T, span, stream);
-    else launch_mqa<512, false>(a, T, span, stream);
+    if (cache.fp8) launch_mqa<512, true>(a, qkv, T, span, stream);
+    else launch_mqa<512, false>(a, qkv, T, span, stream);
   } else {
-    if (cache.fp8) launch_mqa<256, true>(a, T, span, stream);
-    else launch_mqa<256, false>(a, T, span, stream);
+    if (cache.fp8) launch_mqa<256, true>(a, qkv, T, span, stream);
+    else launch_mqa<256, false>(a, qkv, T, span, stream);
   }
   return true;
 }

@@ -21,6 +21,7 @@
 
 #include "backend/cuda/attention_decode.h"
 #include "backend/cuda/attention_flash.h"
+#include "backend/cuda/attention_qkv_fold.cuh"
 #include "backend/cuda/cuda_utils.h"
 #include "backend/cuda/kernels.h"
 
@@ -316,6 +317,31 @@ std::atomic<bool> g_fused_decode{true};
 void set_decode_attention_fused(bool on) { g_fused_decode.store(on); }
 bool decode_attention_fused() { return g_fused_decode.load(std::memory_order_relaxed); }
 
+bool qkv_paged_attention_decode(const float* q, const float* k, const float* v, int T, int Hq, int Hkv, int D,
+                                const float* q_norm, const float* k_norm, const float* inv_freq, float eps, int window,
+                                TokenMeta meta, BlockTables tables, KvLayerView cache, int max_context, bf16* out,
+                                cudaStream_t stream) {
+  if (T == 0) return true;
+  if (T > detail::kFusedDecodeMaxTokens || !decode_attention_fused()) return false;
+  if (Hkv <= 0 || Hkv != cache.num_heads || Hq % Hkv)
+    throw InvalidArgument("qkv_paged_attention_decode: num_heads must be a multiple of the cache's num_kv_heads");
+  if (cache.head_dim != 0 && cache.head_dim != D)
+    throw InvalidArgument("qkv_paged_attention_decode: head_dim " + std::to_string(D) + " differs from the cache's " +
+                          std::to_string(cache.head_dim));
+  detail::QkvFold fold;
+  fold.qp = q;
+  fold.kp = k;
+  fold.vp = v;
+  fold.q_norm = q_norm;
+  fold.k_norm = k_norm;
+  fold.inv_freq = inv_freq;
+  fold.eps = eps;
+  return detail::launch_decode_mqa_fused(nullptr, &fold, T, Hq, D, window, meta, tables, cache, max_context, out,
+                                         stream) ||
+         detail::launch_decode_gqa_fused(nullptr, &fold, T, Hq, D, window, meta, tables, cache, max_context, out,
+                                         stream);
+}
+
 size_t attention_scratch_bytes(int T, int Hq, int D, int max_context) {
   return detail::flash_supported(D) ? detail::flash_scratch_bytes(T, Hq, D, max_context)
                                     : simt_scratch_bytes(T, Hq, D, max_context);
@@ -330,8 +356,8 @@ void paged_attention(const bf16* q, int T, int Hq, int D, int window, TokenMeta 
     throw InvalidArgument("paged_attention: head_dim " + std::to_string(D) + " differs from the cache's " +
                           std::to_string(cache.head_dim));
   if (T <= detail::kFusedDecodeMaxTokens && decode_attention_fused() &&
-      (detail::launch_decode_mqa_fused(q, T, Hq, D, window, meta, tables, cache, max_context, out, stream) ||
-       detail::launch_decode_gqa_fused(q, T, Hq, D, window, meta, tables, cache, max_context, out, stream)))
+      (detail::launch_decode_mqa_fused(q, nullptr, T, Hq, D, window, meta, tables, cache, max_context, out, stream) ||
+       detail::launch_decode_gqa_fused(q, nullptr, T, Hq, D, window, meta, tables, cache, max_context, out, stream)))
     return;
   if (!detail::flash_supported(D)) {
     simt_attention(q, T, Hq, D, window, meta, tables, cache, max_context, out, scratch, stream);

@@ -161,6 +161,20 @@ size_t attention_scratch_bytes(int T, int Hq, int D, int max_context);
 void set_decode_attention_fused(bool on);
 bool decode_attention_fused();
 
+/// qkv_norm_rope_store followed by paged_attention in one launch, for decode steps in which every
+/// token belongs to a different sequence (each token's new K/V row is written and read inside
+/// the launch; a step with two tokens of one sequence must use the two calls). Arguments as those
+/// two functions (q/k/v fp32 projections, norms, inv_freq, eps; window, max_context, out);
+/// q_out is not written. The cache receives the same K/V rows as qkv_norm_rope_store writes
+/// (same formulas; fp32 sums may round in another order). Returns false, enqueuing nothing, when
+/// there is no single-launch kernel for the shape (see set_decode_attention_fused), T > 64 or
+/// set_decode_attention_fused(false): the caller then makes the two calls. Throws InvalidArgument
+/// for Hq not a multiple of Hkv or Hkv / D not matching the cache. PDL as set_decode_attention_fused.
+bool qkv_paged_attention_decode(const float* q, const float* k, const float* v, int T, int Hq, int Hkv, int D,
+                                const float* q_norm, const float* k_norm, const float* inv_freq, float eps, int window,
+                                TokenMeta meta, BlockTables tables, KvLayerView cache, int max_context, bf16* out,
+                                cudaStream_t stream);
+
 // ---- activations and logits ----------------------------------------------------------------
 
 /// act[t, i] = bf16(gelu_tanh(gate[t, i]) * up[t, i]) (§2.7). gate/up fp32 [T, I] with row
