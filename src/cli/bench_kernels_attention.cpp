@@ -7,8 +7,10 @@
 //     sequence must read (min(context, window) keys x Hkv x D x 2 tensors) / copy bandwidth;
 //     every launch reads another copy of the cache (>= 4x the L2 in all). Each decode shape is
 //     timed with the single-launch kernels (the default) and with the previous split + combine
-//     path on the same buffers (lines ending "split+combine"); "decode 48 layers" adds 40 sliding
-//     + 8 global layers (the 12B's attention share of one decode step).
+//     path on the same buffers (lines ending "split+combine"), then the q/k/v post-processing with
+//     it: qkv_norm_rope_store + paged_attention ("2 launches") and qkv_paged_attention_decode
+//     ("folded"); "decode 48 layers" adds 40 sliding + 8 global layers (the 12B's share of one
+//     decode step).
 //   prefill: 2048 tokens of one sequence from position 0; bound = useful FLOPs (4 D Hq per
 //     visible (query, key) pair, causal / window) / bf16 GEMM peak. The line "48 layers" adds
 //     40 sliding + 8 global layers (the 12B's attention share of a 2048-token prefill).
@@ -136,6 +138,40 @@ std::vector<KernelCase> decode_cases(const LayerShape& L, bool fp8, int B, int c
                                      fused ? "" : " split+combine"),
                          bytes, flops, us});
   }
+  // The step's q/k/v post-processing with the attention: qkv_norm_rope_store + paged_attention
+  // (two launches) against qkv_paged_attention_decode (one). Projections / norms / frequencies
+  // are fill_random's bf16 words read as fp32: finite, moderate.
+  const size_t kvn = static_cast<size_t>(B) * L.Hkv * L.D;
+  DeviceBuffer qp(qn * 4), kp(kvn * 4), vp(kvn * 4), qnorm(L.D * 4), knorm(L.D * 4), freq(L.D / 2 * 4);
+  fill_random(qp, 31, false);
+  fill_random(kp, 32, false);
+  fill_random(vp, 33, false);
+  fill_random(qnorm, 34, false);
+  fill_random(knorm, 35, false);
+  fill_random(freq, 36, false);
+  const cuda::TokenMeta meta{dpos.get<int32_t>(), dseq.get<int32_t>()};
+  for (const bool folded : {false, true}) {
+    size_t it = 0;
+    const double us = median_kernel_us(
+        [&] {
+          const cuda::BlockTables tables{dtab.get<int32_t>() + (it++ % copies) * B * mb, mb};
+          if (folded &&
+              cuda::qkv_paged_attention_decode(qp.get<float>(), kp.get<float>(), vp.get<float>(), B, L.Hq, L.Hkv, L.D,
+                                               qnorm.get<float>(), knorm.get<float>(), freq.get<float>(), 1e-6f,
+                                               L.window, meta, tables, view, max_context, out.get<bf16>(), env.stream))
+            return;
+          cuda::qkv_norm_rope_store(qp.get<float>(), kp.get<float>(), vp.get<float>(), B, L.Hq, L.Hkv, L.D,
+                                    qnorm.get<float>(), knorm.get<float>(), freq.get<float>(), 1e-6f, meta, tables, view,
+                                    q.get<bf16>(), env.stream);
+          cuda::paged_attention(q.get<bf16>(), B, L.Hq, L.D, L.window, meta, tables, view, max_context, out.get<bf16>(),
+                                scratch.get(), env.stream);
+        },
+        env);
+    out_cases.push_back({"attention",
+                         fmt::format("decode {} {} B={} ctx={} qkv+attention {}", L.name, fp8 ? "fp8" : "bf16", B, ctx,
+                                     folded ? "folded (1 launch)" : "(2 launches)"),
+                         bytes + (qn + 2.0 * kvn) * 4, flops, us});
+  }
   return out_cases;
 }
 
@@ -184,11 +220,13 @@ std::vector<KernelCase> attention_cases(const KernelBenchEnv& env) {
         const std::vector<KernelCase> g = decode_cases(kGlobal, fp8, B, ctx, env);
         out.insert(out.end(), s.begin(), s.end());
         out.insert(out.end(), g.begin(), g.end());
-        // The 12B's attention share of one decode step: 40 sliding + 8 global layers.
+        // The 12B's attention share of one decode step: 40 sliding + 8 global layers (attention
+        // alone: fused / split+combine; with q/k/v post-processing: 2 launches / folded).
         for (size_t i = 0; i < s.size(); ++i)
           out.push_back({"attention",
                          fmt::format("decode 48 layers {} B={} ctx={}{}", fp8 ? "fp8" : "bf16", B, ctx,
-                                     i == 0 ? "" : " split+combine"),
+                                     i == 0 ? "" : i == 1 ? " split+combine" : i == 2 ? " qkv+attention (2 launches)"
+                                                                                      : " qkv+attention folded"),
                          40 * s[i].bytes + 8 * g[i].bytes, 40 * s[i].flops + 8 * g[i].flops,
                          40 * s[i].us + 8 * g[i].us});
       }
