@@ -23,6 +23,7 @@ struct LaunchArgs {
   int row_end[kGemvMaxJobs] = {};   ///< ring kernel: cumulative rows after each job (plain launches)
   int rows_total = 0;               ///< ring kernel: rows split over the blocks (sum of N; gate/up: N)
   int stages = 0;                   ///< ring kernel: stages per warp ring (2..6)
+  int group_warps = 16;             ///< ring kernel: warps sharing one tile (1, 2, 4, 8 or 16)
   int njobs = 0;
   int K = 0, M = 0;
   const bf16* x = nullptr;          ///< bf16 [M, K]

@@ -15,7 +15,10 @@
 //     of up, so one lane holds both sums of an output). Row-granular ranges keep the bytes per SM
 //     balanced to one row (tile-granular ones lose up to 9% on the 12B shapes);
 //   * a *span* is 128 bytes of each of a tile's 16 rows (plus the 16 scale bytes of each row for
-//     NVFP4); warp w takes spans w, w + 16, ... of every tile; one ring stage holds one span;
+//     NVFP4); the 16 warps form 16 / GW groups of GW warps (GW = 1, 2, 4, 8, 16 picked per launch
+//     so that the busiest warp streams the fewest spans: 12B gate/up 1, q+k+v 4, down/o 8, k/v
+//     16); group q takes tiles q, q + 16 / GW, ... and its warp w takes spans w, w + GW, ... of
+//     each; one ring stage holds one span;
 //   * loads: lane L copies row L / 2, 16-byte pieces 2i + L % 2 (i = 0..3): each instruction
 //     reads whole 32-byte sectors; even lanes also copy the row's scale bytes. Stores are swizzled
 //     (piece p of row r at slot p ^ h(r), h(r) = 2 (r % 4) + r % 2) so that both the copies and the
@@ -27,8 +30,9 @@
 //     block into shared memory already permuted into B-fragment order (one 16-byte load per MMA
 //     pair, no permutes in the loop) when it fits next to >= 3 stages, else read through L1;
 //   * S stages per warp ring (2..6) at run time: as many as fit in 227 KB next to x;
-//   * after each tile the 16 warps' partial sums meet in shared memory (double-buffered by tile
-//     parity: one __syncthreads per tile) and one thread per (row, m) writes y / act.
+//   * after each tile: GW = 1: the warp's MMA accumulators are the tile's sums, written straight
+//     from registers; else the group's partial sums meet in shared memory (double-buffered by tile
+//     parity: one named barrier per tile per group) and the group's threads write y / act.
 // Programmatic dependent launch: the first S stages of weights are requested before
 // griddepcontrol.wait (weights are never written by a previous kernel); x is read and y written
 // only after it; dependents are released once every block is resident.
@@ -108,6 +112,11 @@ __device__ __forceinline__ void locate(const LaunchArgs& L, int row, int& job, i
   n = row - base;
 }
 
+/// bar.sync on barrier `id` (1..15; 0 is __syncthreads) for `threads` threads (a multiple of 32).
+__device__ __forceinline__ void named_barrier(int id, int threads) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+
 /// cp.async.wait_group with a run-time stage count (the instruction takes an immediate).
 __device__ __forceinline__ void cp_async_wait_stages(int stages) {
   switch (stages) {
@@ -144,8 +153,12 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
   const int SP = static_cast<int>(rb / kSpan);  // spans per row
   const int R0 = static_cast<int>(static_cast<long long>(blockIdx.x) * L.rows_total / gridDim.x);
   const int R1 = static_cast<int>(static_cast<long long>(blockIdx.x + 1) * L.rows_total / gridDim.x);
-  const int nt = (R1 - R0 + TR - 1) / TR;                                     // tiles of this block
-  const int nsw = warp < SP ? (SP - warp + kRingWarps - 1) / kRingWarps : 0;  // spans per tile, this warp
+  const int nt = (R1 - R0 + TR - 1) / TR;  // tiles of this block
+  // Warp groups: GW warps share a tile (its spans split among them), NG groups take the block's
+  // tiles round-robin.
+  const int GW = L.group_warps, NG = kRingWarps / GW, group = warp / GW, wg = warp % GW;
+  const int ntg = group < nt ? (nt - group + NG - 1) / NG : 0;   // tiles of this warp's group
+  const int nsw = wg < SP ? (SP - wg + GW - 1) / GW : 0;         // spans per tile, this warp
   // Shared memory: [scale table | reduction | rings (16 warps x S stages) | x (XS)]; the table
   // first so that its address is a constant.
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);
@@ -156,12 +169,13 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
 
   // ---- producer: lane copies tile row prow, pieces 2i + ppc of each span --------------------
   const int prow = lane >> 1, ppc = lane & 1, pswz = swz(prow);
-  int p_ti = 0, p_s = 0;              // next (tile, span index) to request
-  const uint8_t* pw = nullptr;        // this lane's weight row in tile p_ti (nullptr: past the range)
+  int p_k = 0, p_s = 0;               // next (group tile index, span index) to request
+  const uint8_t* pw = nullptr;        // this lane's weight row in that tile (nullptr: past the range)
   const uint8_t* ps = nullptr;        // its scale row
-  auto set_rows = [&](int ti) {
+  auto set_rows = [&](int k) {
     pw = nullptr;
-    if (ti >= nt) return;
+    if (k >= ntg) return;
+    const int ti = group + NG * k;
     int job, n;
     if (GATEUP) {
       job = prow < 8 ? 0 : 1;
@@ -180,9 +194,9 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
 #pragma unroll
   for (int i = 0; i < 4; ++i) doff[i] = prow * kSpan + 16 * ((2 * i + ppc) ^ pswz);
   auto issue = [&](int slot) {
-    if (p_ti < nt) {
+    if (p_k < ntg) {
       if (pw != nullptr) {
-        const int span = warp + kRingWarps * p_s;
+        const int span = wg + GW * p_s;
         const uint32_t dst = ring_s + slot * G::kStageBytes;
         const uint8_t* src = pw + static_cast<size_t>(span) * kSpan + 16 * ppc;
 #pragma unroll
@@ -193,7 +207,7 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
       }
       if (++p_s == nsw) {
         p_s = 0;
-        set_rows(++p_ti);
+        set_rows(++p_k);
       }
     }
     cp_async_commit();  // one group per stage, empty past the end: wait_group counts stay exact
@@ -232,7 +246,8 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
   const int woff10 = (g + 8) * kSpan + 16 * ((2 * t) ^ swz(g + 8));
   const int woff11 = (g + 8) * kSpan + 16 * ((2 * t + 1) ^ swz(g + 8));
   int slot = 0;
-  for (int ti = 0; ti < nt; ++ti) {
+  for (int k = 0; k < ntg; ++k) {
+    const int ti = group + NG * k;
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int s = 0; s < nsw; ++s) {
       cp_async_wait_stages(S);
@@ -252,7 +267,7 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
       issue(slot);
       slot = slot + 1 == S ? 0 : slot + 1;
 
-      const int span = warp + kRingWarps * s;
+      const int span = wg + GW * s;
       const int c0 = (span * (kSpan / F::kPieceBytes) + 2 * t) * F::kUnits;  // first x chunk of this lane
       const uint8_t* xst = xs + xrow * xrb + 16 * (span * G::kUnitsPerSpan + t);  // XS: + 64 (j kUnits + u)
 #pragma unroll
@@ -300,24 +315,50 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
       }
     }
 
-    // Cross-warp reduction of tile ti: red[ti % 2][warp][row][m].
-    float* rp = red + (ti & 1) * (kRingWarps * 16 * 9) + warp * (16 * 9);
+    if (GW == 1) {
+      // The warp holds the whole tile: lane (g, t) has rows g, g + 8 x columns 2t, 2t + 1.
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int m = 2 * t + c;
+        if (m >= M) continue;
+        if (GATEUP) {
+          const int n = R0 + ti * TR + g;
+          if (n < R1) {
+            const float gs = acc[c] * L.job[0].out_scale, us = acc[2 + c] * L.job[1].out_scale;
+            L.act[static_cast<size_t>(m) * L.job[0].N + n] = __float2bfloat16(gelu_tanh(gs) * us);
+          }
+        } else {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int row = R0 + ti * TR + g + 8 * h;
+            if (row < R1) {
+              int job, n;
+              locate(L, row, job, n);
+              L.job[job].y[static_cast<size_t>(m) * L.job[job].N + n] = acc[2 * h + c] * L.job[job].out_scale;
+            }
+          }
+        }
+      }
+      continue;
+    }
+    // Cross-warp reduction of tile ti in the group: red[group][k % 2][wg][row][m], one named
+    // barrier per tile (the parity double buffer makes a second one unnecessary).
+    float* gred = red + group * (2 * GW * 144) + (k & 1) * (GW * 144);
+    float* rp = gred + wg * 144;
     rp[g * 9 + 2 * t] = acc[0];
     rp[g * 9 + 2 * t + 1] = acc[1];
     rp[(g + 8) * 9 + 2 * t] = acc[2];
     rp[(g + 8) * 9 + 2 * t + 1] = acc[3];
-    __syncthreads();
-    if (threadIdx.x < TR * M) {
-      const int m = threadIdx.x / TR, r = threadIdx.x % TR;
-      const float* rr = red + (ti & 1) * (kRingWarps * 16 * 9);
+    named_barrier(1 + group, GW * 32);
+    for (int i = wg * 32 + lane; i < TR * M; i += GW * 32) {
+      const int m = i / TR, r = i % TR;
       if (GATEUP) {
         const int n = R0 + ti * TR + r;
         if (n < R1) {
           float gs = 0.0f, us = 0.0f;
-#pragma unroll
-          for (int w = 0; w < kRingWarps; ++w) {
-            gs += rr[w * 144 + r * 9 + m];
-            us += rr[w * 144 + (r + 8) * 9 + m];
+          for (int w = 0; w < GW; ++w) {
+            gs += gred[w * 144 + r * 9 + m];
+            us += gred[w * 144 + (r + 8) * 9 + m];
           }
           gs *= L.job[0].out_scale;
           us *= L.job[1].out_scale;
@@ -327,8 +368,7 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
         const int row = R0 + ti * TR + r;
         if (row < R1) {
           float sum = 0.0f;
-#pragma unroll
-          for (int w = 0; w < kRingWarps; ++w) sum += rr[w * 144 + r * 9 + m];
+          for (int w = 0; w < GW; ++w) sum += gred[w * 144 + r * 9 + m];
           int job, n;
           locate(L, row, job, n);
           L.job[job].y[static_cast<size_t>(m) * L.job[job].N + n] = sum * L.job[job].out_scale;
@@ -361,6 +401,25 @@ int stages_for(size_t x_bytes) {
   return 0;
 }
 
+/// Warps per tile group for a launch: the GW in {1, 2, 4, 8, 16} whose busiest warp streams the
+/// fewest spans (tiles of its group x spans of a tile it takes), the smaller GW on ties (fewer
+/// barriers). E.g. 12B gate/up (15 tiles of 8 rows per block, 15 spans): 1; down (2 tiles, 60
+/// spans): 8; q+k+v bf16 (4 tiles, 60 spans): 4; k/v (1 tile): 16.
+int pick_group_warps(int rows_total, int blocks, int tile_rows, int spans) {
+  const int rows_max = (rows_total + blocks - 1) / blocks;
+  const int tiles = (rows_max + tile_rows - 1) / tile_rows;
+  int best = kRingWarps, best_cost = 1 << 30;
+  for (int gw = 1; gw <= kRingWarps; gw *= 2) {
+    const int ng = kRingWarps / gw;
+    const int cost = (tiles + ng - 1) / ng * ((spans + gw - 1) / gw);
+    if (cost < best_cost) {
+      best_cost = cost;
+      best = gw;
+    }
+  }
+  return best;
+}
+
 template <class F, bool GATEUP, bool XS>
 void launch_ring_kernel(LaunchArgs& a, size_t smem, cudaStream_t stream) {
   auto* kernel = &gemv_ring_kernel<F, GATEUP, XS>;
@@ -370,6 +429,8 @@ void launch_ring_kernel(LaunchArgs& a, size_t smem, cudaStream_t stream) {
   });
   // One block per SM, at least 4 rows per block.
   const int blocks = std::max(1, std::min(sm_count(), a.rows_total / 4));
+  a.group_warps = pick_group_warps(a.rows_total, blocks, GATEUP ? 8 : 16,
+                                   static_cast<int>(F::row_bytes(a.K) / kSpan));
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(blocks);
   cfg.blockDim = dim3(kRingThreads);
