@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
@@ -50,6 +51,11 @@ void fill_random(DeviceBuffer& b, uint64_t seed) {
 
 const char* format_name(WeightFormat f) {
   return f == WeightFormat::kNVFP4 ? "nvfp4" : f == WeightFormat::kFP8 ? "fp8" : "bf16";
+}
+
+/// "MTxNTxSTAGES/SPLITS rSUBwWARPS", "x" appended for x permuted in shared memory (xperm).
+std::string tiling_name(const cuda::MmaGemmTiling& t, int splits) {
+  return fmt::format("{}x{}x{}/{} r{}w{}{}", t.mt, t.nt, t.stages, splits, t.sub, t.warps, t.xperm ? "x" : "");
 }
 
 struct Shape {
@@ -122,7 +128,7 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
           },
           env);
       const cuda::MmaGemmTiling t = cuda::mma_gemm_tiling(weight(0), M);
-      out.push_back({"gemm", shape + fmt::format(" mma {}x{}x{}/{} r{}w{}", t.mt, t.nt, t.stages, t.splits, t.sub, t.warps), bytes, flops,
+      out.push_back({"gemm", shape + " mma " + tiling_name(t, t.splits), bytes, flops,
                      mma_us});
       if (sweep(s, M)) {  // every compiled tiling, automatic split count
         for (const cuda::MmaGemmTiling& v : cuda::mma_gemm_tilings()) {
@@ -135,7 +141,7 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
                                env.stream);
               },
               env);
-          out.push_back({"gemm", shape + fmt::format(" try {}x{}x{}/{} r{}w{}", v.mt, v.nt, v.stages, splits, v.sub, v.warps), bytes,
+          out.push_back({"gemm", shape + " try " + tiling_name(v, splits), bytes,
                          flops, us});
         }
       }
@@ -215,9 +221,7 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
           },
           env);
       const cuda::MmaGemmTiling t = cuda::mma_gemm_multi_tiling(views.data(), static_cast<int>(views.size()), M);
-      out.push_back({"gemm", fmt::format("{} M={} multi {}x{}x{}/{} r{}w{}", grp.name, M, t.mt, t.nt, t.stages,
-                                         t.splits, t.sub, t.warps),
-                     bytes, flops, one_us});
+      out.push_back({"gemm", fmt::format("{} M={} multi {}", grp.name, M, tiling_name(t, t.splits)), bytes, flops, one_us});
       k = 0;
       const double sep_us = median_kernel_us(
           [&] {

@@ -172,7 +172,7 @@ TEST(MmaGemm, EveryTilingMatchesReference) {
           t.splits = splits;
           SCOPED_TRACE(::testing::Message() << weight_format_name(f) << " K=" << K << " mt=" << t.mt
                                             << " nt=" << t.nt << " stages=" << t.stages << " sub=" << t.sub
-                                            << " warps=" << t.warps << " splits=" << splits);
+                                            << " warps=" << t.warps << " xperm=" << t.xperm << " splits=" << splits);
           cuda::DeviceBuffer dy(static_cast<size_t>(M) * N * 4);
           cuda::DeviceBuffer ws(std::max<size_t>(cuda::mma_gemm_workspace_bytes(w.view, M, t), 16));
           testing::poison(dy);

@@ -43,9 +43,13 @@ enum class Fmt { kBf16, kFp8, kFp4 };
 /// WARPS warps per block, MT tiles of 16 W rows per warp, NT tiles of 8 tokens per block, and
 /// chunks of SUB × 64 contiguous bytes per W row (longer runs per row keep DRAM pages open).
 /// MINB blocks per SM is the occupancy the register budget is capped for (__launch_bounds__).
-template <Fmt F_, int MT_, int NT_, int SUB_, int WARPS_>
+template <Fmt F_, int MT_, int NT_, int SUB_, int WARPS_, bool XP_ = false>
 struct Tile {
   static constexpr Fmt F = F_;
+  /// x units are permuted in shared memory once per chunk (permute_x) into the k order of the
+  /// W unpack, so compute_sub reads B fragments with one 128-bit load and no byte permutes
+  /// (each warp used to permute every unit itself). Meaningless for bf16 (natural order).
+  static constexpr bool XP = XP_ && F_ != Fmt::kBf16;
   static constexpr int MT = MT_, NT = NT_, SUB = SUB_;
   static constexpr int kWarps = WARPS_, kThreads = WARPS_ * 32;
   /// 8-warp blocks: two per SM (<= 128 registers), 4-warp blocks: three (<= 168).
@@ -281,6 +285,42 @@ __device__ __forceinline__ void load_chunk(const Params& p, const Job& jb, const
   }
 }
 
+/// The byte permute that turns a 16-byte x unit (k0..k7, bf16) into the four B registers of
+/// two k16 steps in the order of the W unpack: NVFP4 pairs {k, k+4}: (0,4),(1,5) | (2,6),(3,7);
+/// FP8 pairs {k, k+2}: (0,2),(1,3) | (4,6),(5,7); bf16 natural.
+template <Fmt F>
+__device__ __forceinline__ uint4 permute_unit(const uint4& xv) {
+  if constexpr (F == Fmt::kFp4)
+    return make_uint4(prmt(xv.x, xv.z, 0x5410), prmt(xv.x, xv.z, 0x7632), prmt(xv.y, xv.w, 0x5410),
+                      prmt(xv.y, xv.w, 0x7632));
+  else if constexpr (F == Fmt::kFp8)
+    return make_uint4(prmt(xv.x, xv.y, 0x5410), prmt(xv.x, xv.y, 0x7632), prmt(xv.z, xv.w, 0x5410),
+                      prmt(xv.z, xv.w, 0x7632));
+  else
+    return xv;
+}
+
+/// Permutes every x unit of stage `st` in place (T::XP): each thread the units it copied in
+/// load_chunk (same slots), after the barrier that made the chunk visible and before the one
+/// that lets the warps read it.
+template <class T>
+__device__ __forceinline__ void permute_x(uint8_t* st, const LoadCtx<T>& c) {
+  uint8_t* xs = st + T::kWBytes + T::kScBytes;
+  constexpr int kPerTok = 4 * T::U * T::SUB;
+  constexpr int kUnits = T::BT * kPerTok;
+  constexpr int kTokStep = T::kThreads / kPerTok;
+  const int sub = c.u / (4 * T::U), ul = c.u % (4 * T::U);
+  const int slot = sub * 4 * T::U + (ul % T::U) * 4 + ul / T::U;
+#pragma unroll
+  for (int i = 0; i * T::kThreads < kUnits; ++i) {
+    const int t = c.t0 + i * kTokStep;
+    if (kUnits % T::kThreads == 0 || t < T::BT) {
+      uint4* u = reinterpret_cast<uint4*>(xs + T::x_off(t, slot));
+      *u = permute_unit<T::F>(*u);
+    }
+  }
+}
+
 // ---- one chunk: shared -> tensor cores ----------------------------------------------------
 
 /// The runtime multipliers of fp4_pair (kernel parameters: see there).
@@ -352,7 +392,12 @@ __device__ __forceinline__ void compute_sub(const uint8_t* st, int sub, const XL
       // hoisted (XLane).
       const uint4 xv = *reinterpret_cast<const uint4*>(xs + xl.off[(sub * T::U + q) & 1] + j * 8 * T::kXRow +
                                                        (sub * T::U + q) * 64);
-      if constexpr (F == Fmt::kFp4) {  // A pairs {k, k+4}: x pairs (0,4),(1,5) | (2,6),(3,7)
+      if constexpr (T::XP) {  // already in the unpack's order (permute_x)
+        b[j][0][0] = xv.x;
+        b[j][0][1] = xv.y;
+        b[j][1][0] = xv.z;
+        b[j][1][1] = xv.w;
+      } else if constexpr (F == Fmt::kFp4) {  // A pairs {k, k+4}: x pairs (0,4),(1,5) | (2,6),(3,7)
         b[j][0][0] = prmt(xv.x, xv.z, 0x5410);
         b[j][0][1] = prmt(xv.x, xv.z, 0x7632);
         b[j][1][0] = prmt(xv.y, xv.w, 0x5410);
@@ -469,6 +514,10 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_gemm_kernel(co
   for (int i = 0; i < n; ++i) {
     cp_async_wait<S - 2>();
     __syncthreads();  // chunk i visible to all; everyone is done with chunk i-1's stage
+    if constexpr (T::XP) {
+      permute_x<T>(smem + (i % S) * T::kStage, ctx);
+      __syncthreads();
+    }
     const int next = i + S - 1;
     if (next < n) load(next % S, c_begin + next);
     cp_async_commit();
@@ -548,9 +597,11 @@ __global__ void splitk_reduce_kernel(const float* __restrict__ partial, int spli
 /// 64-byte sub-chunks per row per chunk, WARPS warps per block.
 struct Variant {
   int mt, nt, stages, sub, warps;
+  bool xperm;  ///< x permuted once per chunk in shared memory (Tile::XP)
 };
-constexpr Variant kVariants[] = {{2, 2, 4, 1, 8}, {1, 2, 4, 2, 8}, {2, 4, 4, 1, 8}, {1, 4, 4, 2, 8},
-                                 {2, 8, 3, 1, 8}, {1, 8, 3, 2, 8}, {4, 2, 4, 1, 4}, {2, 8, 3, 1, 4}};
+constexpr Variant kVariants[] = {{2, 2, 4, 1, 8, false}, {1, 2, 4, 2, 8, false}, {2, 4, 4, 1, 8, false},
+                                 {1, 4, 4, 2, 8, false}, {2, 8, 3, 1, 8, false}, {1, 8, 3, 2, 8, false},
+                                 {2, 4, 4, 1, 8, true},  {2, 8, 3, 1, 8, true}};
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
 /// Split-K parts reduced inside one thread-block cluster at most (the portable cluster size).
@@ -642,16 +693,17 @@ Plan make_plan(const GemmWeight* W, int n, int M, int variant, int splits) {
 int find_variant(const MmaGemmTiling& t) {
   for (int i = 0; i < kNumVariants; ++i)
     if (kVariants[i].mt == t.mt && kVariants[i].nt == t.nt && kVariants[i].stages == t.stages &&
-        kVariants[i].sub == t.sub && kVariants[i].warps == t.warps)
+        kVariants[i].sub == t.sub && kVariants[i].warps == t.warps && kVariants[i].xperm == t.xperm)
       return i;
   throw InvalidArgument("mma_gemm: no compiled variant with mt=" + std::to_string(t.mt) + " nt=" +
                         std::to_string(t.nt) + " stages=" + std::to_string(t.stages) + " sub=" +
-                        std::to_string(t.sub) + " warps=" + std::to_string(t.warps) + " (see mma_gemm_tilings)");
+                        std::to_string(t.sub) + " warps=" + std::to_string(t.warps) +
+                        " xperm=" + std::to_string(t.xperm) + " (see mma_gemm_tilings)");
 }
 
-template <Fmt F, int MT, int NT, int S, int SUB, int WARPS>
+template <Fmt F, int MT, int NT, int S, int SUB, int WARPS, bool XP = false>
 void launch_variant(const Params& p, const Plan& pl, cudaStream_t stream) {
-  using T = Tile<F, MT, NT, SUB, WARPS>;
+  using T = Tile<F, MT, NT, SUB, WARPS, XP>;
   constexpr int smem = T::template smem<S>();
   static_assert(smem <= 227 * 1024, "shared memory of a variant exceeds the sm_90 limit");
   auto* kernel = mma_gemm_kernel<T, S>;
@@ -685,8 +737,8 @@ void launch_format(const Params& p, const Plan& pl, cudaStream_t stream) {
     case 3: launch_variant<F, 1, 4, 4, 2, 8>(p, pl, stream); break;
     case 4: launch_variant<F, 2, 8, 3, 1, 8>(p, pl, stream); break;
     case 5: launch_variant<F, 1, 8, 3, 2, 8>(p, pl, stream); break;
-    case 6: launch_variant<F, 4, 2, 4, 1, 4>(p, pl, stream); break;
-    default: launch_variant<F, 2, 8, 3, 1, 4>(p, pl, stream); break;
+    case 6: launch_variant<F, 2, 4, 4, 1, 8, true>(p, pl, stream); break;
+    default: launch_variant<F, 2, 8, 3, 1, 8, true>(p, pl, stream); break;
   }
 }
 
@@ -771,7 +823,7 @@ GemmWeight gemm_weight(const DeviceLinear& W) {
 
 std::vector<MmaGemmTiling> mma_gemm_tilings() {
   std::vector<MmaGemmTiling> out;
-  for (const Variant& v : kVariants) out.push_back({v.mt, v.nt, v.stages, 0, v.sub, v.warps});
+  for (const Variant& v : kVariants) out.push_back({v.mt, v.nt, v.stages, 0, v.sub, v.warps, v.xperm});
   return out;
 }
 
@@ -780,7 +832,7 @@ MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M) { return mma_gemm_mult
 MmaGemmTiling mma_gemm_multi_tiling(const GemmWeight* W, int n, int M) {
   const int v = default_variant(W, n, M);
   const Variant& k = kVariants[v];
-  return {k.mt, k.nt, k.stages, make_plan(W, n, M, v, 0).splits, k.sub, k.warps};
+  return {k.mt, k.nt, k.stages, make_plan(W, n, M, v, 0).splits, k.sub, k.warps, k.xperm};
 }
 
 MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M, const MmaGemmTiling& t) {
