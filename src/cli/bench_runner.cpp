@@ -50,6 +50,7 @@ struct Options {
   int profile_replays = 10;
   bool no_pdl = false;
   bool no_fp8_prefill = false;
+  bool no_fused_decode_attention = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -257,6 +258,7 @@ int run(const Options& o) {
     if (o.no_graphs) r->set_use_cuda_graphs(false);
     if (o.no_fp8_prefill) r->set_fp8_prefill(false);
     cuda::set_programmatic_dependent_launch(!o.no_pdl);
+    if (o.no_fused_decode_attention) cuda::set_decode_attention_fused(false);
     weight_bytes = r->weight_bytes();
     device_name = r->name();
     runner = std::move(r);
@@ -288,7 +290,8 @@ int run(const Options& o) {
   nlohmann::json report = {{"model", o.model}, {"device", device_name}, {"weight_bytes", weight_bytes},
                            {"copy_bandwidth_Bps", bandwidth}, {"bf16_peak_flops", peak},
                            {"kv_cache_dtype", o.kv_dtype}, {"cuda_graphs", !o.no_graphs}, {"pdl", !o.no_pdl},
-                           {"fp8_prefill", !o.no_fp8_prefill}};
+                           {"fp8_prefill", !o.no_fp8_prefill},
+                           {"fused_decode_attention", !o.no_fused_decode_attention}};
   const double lin = linear_params(cfg);
   nlohmann::json profiles = nlohmann::json::array(), graph_profiles = nlohmann::json::array();
 
@@ -457,6 +460,9 @@ const bool registered = register_verb(
        app.add_flag("--no-fp8-prefill", o->no_fp8_prefill,
                     "FP8 checkpoints: run prefill GEMMs by dequantizing W to bf16 (cuBLAS bf16) instead of FP8 "
                     "activations x FP8 weights on the FP8 tensor cores (cuBLASLt, the default)");
+       app.add_flag("--no-fused-decode-attention", o->no_fused_decode_attention,
+                    "decode steps: q/k norms + RoPE + KV store and paged attention as separate launches (split "
+                    "partials + combine) instead of the single-launch cluster kernels");
        app.add_option("--out", o->out, "write the results as JSON");
        return [o] { return run(*o); };
      }});

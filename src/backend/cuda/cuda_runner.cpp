@@ -456,6 +456,8 @@ void CudaModelRunner::launch(const StepLayout& SL) {
   auto input_norm = [&](size_t l) {
     return l < n_layers ? weights_.layers[l].input_norm.get<float>() : weights_.final_norm.get<float>();
   };
+  // One token per sequence (pure decode, as far as the fused decode kernels go): see the store below.
+  const bool fold_store = T == S && T <= 64 && decode_attention_fused();
   if (begin_op(StepOp::kEmbed))
     embed_rmsnorm(d_ids, T, weights_.embed.get<bf16>(), H, embed_scale_, x, input_norm(0), eps, hb, stream_);
   for (size_t l = 0; l < n_layers; ++l) {
@@ -464,13 +466,28 @@ void CudaModelRunner::launch(const StepLayout& SL) {
     // Attention block (§2.4).
     if (begin_op(StepOp::kQkvProj)) attention_in_proj(l, T);
     const float* v_src = L.k_eq_v ? kf_.get<float>() : vf_.get<float>();
-    if (begin_op(StepOp::kQkvNormRope))
+    const BlockTables& tables = C.sliding ? sliding : full;
+    auto store = [&] {
       qkv_norm_rope_store(qf_.get<float>(), kf_.get<float>(), v_src, T, C.num_heads, C.num_kv_heads, C.head_dim,
-                          L.q_norm.get<float>(), L.k_norm.get<float>(), C.inv_freq.get<float>(), eps, meta,
-                          C.sliding ? sliding : full, C.view, qb_.get<bf16>(), stream_);
-    if (begin_op(StepOp::kAttention))
-      paged_attention(qb_.get<bf16>(), T, C.num_heads, C.head_dim, C.window, meta, C.sliding ? sliding : full,
-                      C.view, max_context, attnb_.get<bf16>(), attn_scratch_.get(), stream_);
+                          L.q_norm.get<float>(), L.k_norm.get<float>(), C.inv_freq.get<float>(), eps, meta, tables,
+                          C.view, qb_.get<bf16>(), stream_);
+    };
+    // Pure decode steps fold the q/k norms, RoPE and KV store into the attention launch
+    // (qkv_paged_attention_decode): then the store is part of the attention op (the profiles show
+    // no separate store), also when the fused kernel does not take the shape and the two calls
+    // run in its place.
+    if (begin_op(StepOp::kQkvNormRope) && !fold_store) store();
+    if (begin_op(StepOp::kAttention)) {
+      const bool folded =
+          fold_store && qkv_paged_attention_decode(qf_.get<float>(), kf_.get<float>(), v_src, T, C.num_heads,
+                                                   C.num_kv_heads, C.head_dim, L.q_norm.get<float>(),
+                                                   L.k_norm.get<float>(), C.inv_freq.get<float>(), eps, C.window,
+                                                   meta, tables, C.view, max_context, attnb_.get<bf16>(), stream_);
+      if (fold_store && !folded) store();
+      if (!folded)
+        paged_attention(qb_.get<bf16>(), T, C.num_heads, C.head_dim, C.window, meta, tables, C.view, max_context,
+                        attnb_.get<bf16>(), attn_scratch_.get(), stream_);
+    }
     if (begin_op(StepOp::kOProj)) linear(L.o, attnb_.get<bf16>(), T, y_.get<float>());
     if (begin_op(StepOp::kNorms))
       residual_post_norm(x, y_.get<float>(), L.post_attn_norm.get<float>(), 1.0f, T, H, eps,

@@ -40,8 +40,9 @@ int require_cuda_device();
 enum class StepOp {
   kEmbed,        ///< embedding lookup (+ first input norm)
   kQkvProj,      ///< q/k/v projections
-  kQkvNormRope,  ///< q/k/v norms, RoPE, KV-cache store
-  kAttention,    ///< paged attention
+  kQkvNormRope,  ///< q/k/v norms, RoPE, KV-cache store (prefill and mixed steps; in pure decode
+                 ///< steps of <= 64 rows folded into the attention launch and counted there)
+  kAttention,    ///< paged attention (+ the store in pure decode steps: qkv_paged_attention_decode)
   kOProj,        ///< attention output projection
   kNorms,        ///< residual adds with post-norms (+ next pre-norm)
   kMlpGateUp,    ///< gate/up projections with GELU(gate) * up (LinearExecutor::run_gate_up_gelu)
