@@ -10,8 +10,15 @@
 #include <numeric>
 #include <random>
 
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
 #include "backend/cpu/runner.h"
 #include "backend/cuda/cuda_runner.h"
+#include "backend/cuda/kernels.h"
+#include "quant/synth.h"
 #include "cuda_test_util.h"
 #include "io/model_config.h"
 #include "io/safetensors.h"
@@ -319,6 +326,83 @@ TEST(CudaRunner, GraphProfilePartitionsTheStepAndKeepsSequencesValid) {
   std::vector<int32_t> two = {5, 6};
   SeqStep multi{two, s.pos[0], s.tables[0], s.tables[0], true};
   EXPECT_THROW(a.profile_graph(std::span<const SeqStep>(&multi, 1), 2), InvalidArgument);
+}
+
+/// A random Gemma 4 checkpoint with the 12B's attention shapes (sliding: 16 q heads x 256 over
+/// 8 KV heads; global: 16 q heads x 512 over 1 KV head, k_eq_v) on a small hidden size, written
+/// to `dir` by quench synth (the golden tiny models' head dims are outside the fused decode
+/// kernels' shapes).
+std::shared_ptr<const Model> attention_shaped_model(const fs::path& dir) {
+  std::ifstream in(golden("tiny-globalkeys") / "config.json");
+  nlohmann::ordered_json c = nlohmann::ordered_json::parse(in);
+  auto& t = c["text_config"];
+  t["hidden_size"] = 128;
+  t["intermediate_size"] = 256;
+  t["head_dim"] = 256;
+  t["global_head_dim"] = 512;
+  t["num_attention_heads"] = 16;
+  t["num_key_value_heads"] = 8;
+  t["num_global_key_value_heads"] = 1;
+  t["num_hidden_layers"] = 6;
+  t["layer_types"] = {"sliding_attention", "sliding_attention", "sliding_attention", "sliding_attention",
+                      "sliding_attention", "full_attention"};
+  t["sliding_window"] = 64;
+  t["max_position_embeddings"] = 1024;
+  c["vision_config"] = nullptr;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  SynthOptions o;
+  o.seed = 17;
+  o.weight_std = 0.05f;
+  o.multimodal = false;
+  synth_checkpoint(c, dir, o);
+  return Model::load(dir);
+}
+
+/// Pure decode steps on the 12B's attention shapes: the runner's folded path (q/k norms, RoPE and
+/// the KV store inside the single-launch decode attention, replayed from graphs) gives the logits
+/// of the separate launches run eagerly (store, split attention, combine), step after step with
+/// contexts past the sliding window, and leaves the cache the next steps read equally filled.
+TEST(CudaRunner, FoldedDecodeAttentionEqualsSeparateLaunches) {
+  if (!fs::exists(golden("tiny-globalkeys") / "config.json")) GTEST_SKIP() << "golden config missing";
+  const fs::path dir = fs::temp_directory_path() / ("quench-runner-attn-shapes-" + std::to_string(::getpid()));
+  std::shared_ptr<const Model> model = attention_shaped_model(dir);  // (checked without a GPU too)
+  ASSERT_EQ(model->config().layers.at(5).head_dim, 512);
+  if (!cuda::cuda_device_available()) {
+    fs::remove_all(dir);
+    GTEST_SKIP() << "no CUDA device";
+  }
+  const int V = model->config().vocab_size;
+  std::mt19937 rng(808);
+  Seqs s = make_seqs(3, 160, 16, V, rng);
+  KvCacheConfig kv;
+  kv.block_size = 16;
+  kv.num_blocks_full = kv.num_blocks_sliding = 3 * 10;
+  const bool fused_default = cuda::decode_attention_fused();
+  cuda::CudaModelRunner folded(model, kv), separate(model, kv);
+  separate.set_use_cuda_graphs(false);
+  const int ctx[3] = {100, 70, 130};
+  for (int i = 0; i < 3; ++i) prefill({&folded, &separate}, s, i, ctx[i]);
+  double worst = 0;
+  int mismatches = 0;
+  for (int step = 0; step < 8; ++step) {  // 3 rows: bucket 4 (a padding row); eager, capture, replays
+    cuda::set_decode_attention_fused(true);
+    const std::vector<float> a = decode(folded, s, {0, 1, 2});
+    cuda::set_decode_attention_fused(false);
+    const std::vector<float> b = decode(separate, s, {0, 1, 2});
+    for (int j = 0; j < 3; ++j) {
+      for (int v = 0; v < V; ++v) ASSERT_TRUE(std::isfinite(a[size_t(j) * V + v])) << "step " << step;
+      worst = std::max(worst, testing::rel_l2(a.data() + size_t(j) * V, b.data() + size_t(j) * V, V));
+      mismatches += argmax(a.data() + size_t(j) * V, V) != argmax(b.data() + size_t(j) * V, V);
+    }
+    for (int i : {0, 1, 2}) ++s.pos[i];
+  }
+  cuda::set_decode_attention_fused(fused_default);
+  fs::remove_all(dir);
+  std::printf("[ folded ] worst rel L2 folded vs separate launches %.3e, argmax mismatches %d\n", worst, mismatches);
+  // The two paths may round fp32 sums in another order (a K/V element can land 1 bf16 ulp apart).
+  EXPECT_LT(worst, 1e-2);
+  EXPECT_EQ(mismatches, 0);
 }
 
 /// Programmatic Dependent Launch of the norm/embedding/argmax kernels changes when they are
