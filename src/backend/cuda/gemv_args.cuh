@@ -3,6 +3,7 @@
 // shared-memory ring kernel (gemv_ring.cu).
 #pragma once
 
+#include "backend/cuda/gemv_common.cuh"
 #include "backend/cuda/kernels.h"
 
 namespace quench::cuda::gemv_detail {
@@ -28,6 +29,7 @@ struct LaunchArgs {
   int K = 0, M = 0;
   const bf16* x = nullptr;          ///< bf16 [M, K]
   bf16* act = nullptr;              ///< gate/up launches: bf16 [M, N]
+  E2m1Muls e2m1;                    ///< run-time E2M1 multipliers (gemv_common.cuh)
 };
 
 }  // namespace quench::cuda::gemv_detail

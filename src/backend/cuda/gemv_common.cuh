@@ -67,6 +67,24 @@ __device__ __forceinline__ uint32_t e2m1_pair_raw(uint32_t q, uint32_t qr) {
   return p & 0x81C081C0u;
 }
 
+/// Run-time multipliers of e2m1_pair_raw_rt, passed as kernel parameters: a multiply by a
+/// compile-time 0x1040 (two bits set) is turned by ptxas into a shift and an add on the integer
+/// pipe, which the E2M1 decode saturates; by an unknown value it stays one IMAD on the FMA pipe
+/// (the same finding as mma_gemm.cu's fp4_pair). shr8 = 2^24: __umulhi(q, shr8) = q >> 8, also
+/// on the FMA pipe.
+struct E2m1Muls {
+  uint32_t lo = 0x1040u, hi = 0x0104u, shr8 = 1u << 24;
+};
+
+/// e2m1_pair_raw<J> with the multiplies taken from `mul` (bit-identical for the default values):
+/// per word 8 integer-pipe ops (the masks) + 4 IMAD + 1 IMAD.HI instead of 17 integer-pipe ops.
+template <int J>
+__device__ __forceinline__ uint32_t e2m1_pair_raw_rt(uint32_t q, uint32_t qr, const E2m1Muls& mul) {
+  const uint32_t src = J < 2 ? q : qr;
+  const uint32_t m = src & (J % 2 ? 0x00F000F0u : 0x000F000Fu);
+  return (m * (J % 2 ? mul.hi : mul.lo)) & 0x81C081C0u;
+}
+
 /// E4M3 pair decode: for a word q holding codes b0..b3 (b0 lowest byte), returns the exact bf16x2
 /// (b1, b3) when HIGH, (b0, b2) otherwise (low half first). NaN codes (0x7F/0xFF) are not
 /// special-cased (they never occur in a checkpoint; they decode to +-480).

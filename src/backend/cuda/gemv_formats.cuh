@@ -35,6 +35,11 @@ struct FmtBf16 {
   static __device__ __forceinline__ void unit(const Ready& r, uint32_t (&a)[4]) {
     a[0] = r.w.x; a[1] = r.w.y; a[2] = r.w.z; a[3] = r.w.w;
   }
+  /// unit() for kernels that pass E2M1 run-time multipliers (unused here).
+  template <int U>
+  static __device__ __forceinline__ void unit_rt(const Ready& r, uint32_t (&a)[4], const E2m1Muls&) {
+    unit<U>(r, a);
+  }
   template <int U>
   static __device__ __forceinline__ void xunit(const uint4& X, uint32_t (&b)[4]) {
     b[0] = X.x; b[1] = X.y; b[2] = X.z; b[3] = X.w;
@@ -67,6 +72,11 @@ struct FmtFp8 {
     a[1] = e4m3_pair<true>(q0);   // (k1, k3)
     a[2] = e4m3_pair<false>(q1);  // (k4, k6)
     a[3] = e4m3_pair<true>(q1);   // (k5, k7)
+  }
+  /// unit() for kernels that pass E2M1 run-time multipliers (unused here).
+  template <int U>
+  static __device__ __forceinline__ void unit_rt(const Ready& r, uint32_t (&a)[4], const E2m1Muls&) {
+    unit<U>(r, a);
   }
   template <int U>
   static __device__ __forceinline__ void xunit(const uint4& X, uint32_t (&b)[4]) {
@@ -145,6 +155,16 @@ struct FmtNvfp4 {
     a[1] = bf16x2_mul(e2m1_pair_raw<1>(q, qr), m);  // (n1, n5)
     a[2] = bf16x2_mul(e2m1_pair_raw<2>(q, qr), m);  // (n2, n6)
     a[3] = bf16x2_mul(e2m1_pair_raw<3>(q, qr), m);  // (n3, n7)
+  }
+  /// unit() with the E2M1 spreads as IMADs by run-time multipliers (e2m1_pair_raw_rt):
+  /// bit-identical, fewer integer-pipe instructions.
+  template <int U>
+  static __device__ __forceinline__ void unit_rt(const Ready& r, uint32_t (&a)[4], const E2m1Muls& mul) {
+    const uint32_t q = r.w[U], qr = __umulhi(q, mul.shr8), m = r.m[U / 2];
+    a[0] = bf16x2_mul(e2m1_pair_raw_rt<0>(q, qr, mul), m);  // (n0, n4)
+    a[1] = bf16x2_mul(e2m1_pair_raw_rt<1>(q, qr, mul), m);  // (n1, n5)
+    a[2] = bf16x2_mul(e2m1_pair_raw_rt<2>(q, qr, mul), m);  // (n2, n6)
+    a[3] = bf16x2_mul(e2m1_pair_raw_rt<3>(q, qr, mul), m);  // (n3, n7)
   }
   template <int U>
   static __device__ __forceinline__ void xunit(const uint4& X, uint32_t (&b)[4]) {

@@ -126,8 +126,8 @@ __device__ __forceinline__ void gemv_body(const LaunchArgs& L) {
           (
               [&] {
                 uint32_t a0[4], a1[4], b[4];
-                F::template unit<J>(r0, a0);
-                F::template unit<J>(r1, a1);
+                F::template unit_rt<J>(r0, a0, L.e2m1);
+                F::template unit_rt<J>(r1, a1, L.e2m1);
                 F::template xunit<J>(X[J], b);
                 mma_bf16_16816(acc[r], a0[0], a1[0], a0[1], a1[1], b[0], b[1]);
                 mma_bf16_16816(acc[r], a0[2], a1[2], a0[3], a1[3], b[2], b[3]);

@@ -305,8 +305,8 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
           (
               [&] {
                 uint32_t a0[4], a1[4];
-                F::template unit<J>(r0, a0);
-                F::template unit<J>(r1, a1);
+                F::template unit_rt<J>(r0, a0, L.e2m1);
+                F::template unit_rt<J>(r1, a1, L.e2m1);
                 mma_bf16_16816(acc, a0[0], a1[0], a0[1], a1[1], X[J].x, X[J].y);
                 mma_bf16_16816(acc, a0[2], a1[2], a0[3], a1[3], X[J].z, X[J].w);
               }(),
@@ -465,6 +465,14 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 }  // namespace
 
 bool ring_supports(GemvFormat f, int K, const LaunchArgs& a) {
+  // The ring needs up to 227 KB of shared memory per block (sm_90).
+  static const bool big_smem = [] {
+    int dev = 0, optin = 0;
+    QUENCH_CUDA_CHECK(cudaGetDevice(&dev));
+    QUENCH_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    return optin >= 227 * 1024;
+  }();
+  if (!big_smem) return false;
   const size_t rb = f == GemvFormat::kBF16 ? 2 * static_cast<size_t>(K)
                     : f == GemvFormat::kFP8 ? static_cast<size_t>(K)
                                             : static_cast<size_t>(K) / 2;

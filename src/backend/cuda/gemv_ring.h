@@ -10,7 +10,8 @@ namespace quench::cuda::gemv_detail {
 
 /// Whether the ring kernel takes this launch: each weight row a whole number of 128-byte spans
 /// (bf16 K % 64 == 0, FP8 K % 128 == 0, NVFP4 K % 256 == 0) and x, every W (and NVFP4 scale)
-/// base pointer 16-byte aligned. Shapes are otherwise as gemv_multi checks them.
+/// base pointer 16-byte aligned, on a device that gives a block 227 KB of shared memory (sm_90).
+/// Shapes are otherwise as gemv_multi checks them.
 bool ring_supports(GemvFormat f, int K, const LaunchArgs& a);
 
 /// Whether the ring kernel stages x (M rows of K bf16, padded) in shared memory with >= 3 ring
