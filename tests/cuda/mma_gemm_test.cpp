@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string>
 
+#include "backend/cuda/kernels.h"
 #include "backend/cuda/mma_gemm.h"
 #include "cuda_test_util.h"
 #include "io/dequant.h"
@@ -231,6 +232,50 @@ TEST(MmaGemm, MultiMatchesEachReference) {
         }
       }
     }
+}
+
+// Under PDL mma_gemm requests W before griddepcontrol.wait and x after it: x written by the
+// previous kernel on the stream (rmsnorm_to_bf16, itself launched with PDL) over a NaN-poisoned
+// buffer must be what the product sees, every time.
+TEST(MmaGemm, ReadsXOnlyAfterTheKernelWritingItUnderPdl) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  const bool pdl_before = cuda::programmatic_dependent_launch();
+  cuda::set_programmatic_dependent_launch(true);
+  cudaStream_t stream = nullptr;
+  QUENCH_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const int N = 4096, K = 3840, M = 16;
+  std::mt19937 rng(2026);
+  for (WeightFormat f : {WeightFormat::kNVFP4, WeightFormat::kBF16}) {
+    SCOPED_TRACE(weight_format_name(f));
+    TestWeight w = make_weight(f, N, K, rng);
+    std::vector<float> xf(static_cast<size_t>(M) * K);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (float& v : xf) v = nd(rng);
+    auto d_xf = testing::to_device(xf);
+    cuda::DeviceBuffer dx(static_cast<size_t>(M) * K * 2), dy(static_cast<size_t>(M) * N * 4);
+    cuda::DeviceBuffer ws(std::max<size_t>(cuda::mma_gemm_workspace_bytes(w.view, M), 16));
+    for (int rep = 0; rep < 4; ++rep) {
+      QUENCH_CUDA_CHECK(cudaMemsetAsync(dx.get(), 0xff, dx.bytes(), stream));  // NaN bf16
+      QUENCH_CUDA_CHECK(cudaMemsetAsync(dy.get(), 0xff, dy.bytes(), stream));
+      cuda::rmsnorm_to_bf16(d_xf.get<float>(), K, nullptr, M, K, 1e-6f, dx.get<cuda::bf16>(), stream);
+      cuda::mma_gemm(w.view, dx.get<cuda::bf16>(), M, dy.get<float>(), ws.get(), ws.bytes(), stream);
+      QUENCH_CUDA_CHECK(cudaStreamSynchronize(stream));
+      auto xb = testing::to_host<uint16_t>(dx, static_cast<size_t>(M) * K);
+      std::vector<float> xv(xb.size());
+      for (size_t i = 0; i < xb.size(); ++i) {
+        const uint32_t bits = static_cast<uint32_t>(xb[i]) << 16;
+        std::memcpy(&xv[i], &bits, 4);
+      }
+      auto y = testing::to_host<float>(dy, static_cast<size_t>(M) * N);
+      size_t non_finite = 0;
+      for (float v : y) non_finite += !std::isfinite(v);
+      ASSERT_EQ(non_finite, 0u) << "rep " << rep << ": x read before the norm kernel wrote it";
+      const auto ref = reference(w.values, xv, N, K, M);
+      EXPECT_LT(rel_l2(y.data(), ref.data(), y.size()), 1e-4) << "rep " << rep;
+    }
+  }
+  QUENCH_CUDA_CHECK(cudaStreamDestroy(stream));
+  cuda::set_programmatic_dependent_launch(pdl_before);
 }
 
 TEST(MmaGemm, MultiRejectsMixedK) {

@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/kernels.h"
 #include "backend/cuda/mma_gemm.h"
 
 namespace quench::cuda {
@@ -122,6 +123,12 @@ __device__ __forceinline__ void cp_async4(void* dst, const void* src, int valid)
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+/// griddepcontrol.wait: returns once the kernel this one programmatically depends on has completed
+/// and flushed its memory (at once when launched without PDL); before the first read of x.
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+/// griddepcontrol.launch_dependents: lets the next kernel on the stream (launched with PDL) be
+/// scheduled; it still waits for this grid's completion before reading y.
+__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
@@ -206,12 +213,12 @@ __device__ __forceinline__ LoadCtx<T> make_load_ctx(const Params& p, const Job& 
   return c;
 }
 
-/// Copies chunk `chunk` of the block's W rows, block scales and x tokens into stage `st`.
+/// Copies chunk `chunk` of the block's W rows and block scales into stage `st` (no commit).
 /// FULL: the chunk lies inside K and every W row / scale row is 16- / 4-byte aligned, so no
 /// bounds arithmetic; else bytes past K are zero-filled.
 template <class T, bool FULL>
-__device__ __forceinline__ void load_chunk(const Params& p, const Job& jb, const LoadCtx<T>& c, uint8_t* st,
-                                           int chunk, int tok0) {
+__device__ __forceinline__ void load_chunk_w(const Params& p, const Job& jb, const LoadCtx<T>& c, uint8_t* st,
+                                             int chunk) {
   constexpr int MT = T::MT, SUB = T::SUB;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, tig = lane % 4;
   // W: each lane its own 16 bytes of rows g and g+8 of each of its tiles, per 64-byte sub-chunk;
@@ -264,8 +271,16 @@ __device__ __forceinline__ void load_chunk(const Params& p, const Job& jb, const
         }
       }
   }
-  // x: BT tokens × 4U·SUB units of 16 bytes; unit u of a token (sub-chunk u / 4U, unit ul within)
-  // goes to slot (u / 4U) * 4U + (ul % U) * 4 + ul / U (the order compute_sub reads them in).
+}
+
+/// Copies chunk `chunk` of the block's x tokens into stage `st` (no commit): BT tokens × 4U·SUB
+/// units of 16 bytes; unit u of a token (sub-chunk u / 4U, unit ul within) goes to slot
+/// (u / 4U) * 4U + (ul % U) * 4 + ul / U (the order compute_sub reads them in). Tokens past M
+/// and (not FULL) k past K are zero-filled.
+template <class T, bool FULL>
+__device__ __forceinline__ void load_chunk_x(const Params& p, const LoadCtx<T>& c, uint8_t* st, int chunk,
+                                             int tok0) {
+  constexpr int SUB = T::SUB;
   uint8_t* xs = st + T::kWBytes + T::kScBytes;
   constexpr int kPerTok = 4 * T::U * SUB;
   constexpr int kUnits = T::BT * kPerTok;
@@ -491,11 +506,17 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_gemm_kernel(co
   const LoadCtx<T> ctx = make_load_ctx<T>(p, jb, row0, tok0);
   const XLane xl = make_x_lane<T>();
   const Fp4Mul fm{p.fp4_mul_lo, p.fp4_mul_hi};
-  auto load = [&](int stage, int chunk) {
+  auto load_w = [&](int stage, int chunk) {
     if (chunk < c_full)
-      load_chunk<T, true>(p, jb, ctx, smem + stage * T::kStage, chunk, tok0);
+      load_chunk_w<T, true>(p, jb, ctx, smem + stage * T::kStage, chunk);
     else
-      load_chunk<T, false>(p, jb, ctx, smem + stage * T::kStage, chunk, tok0);
+      load_chunk_w<T, false>(p, jb, ctx, smem + stage * T::kStage, chunk);
+  };
+  auto load_x = [&](int stage, int chunk) {
+    if (chunk < c_full)
+      load_chunk_x<T, true>(p, ctx, smem + stage * T::kStage, chunk, tok0);
+    else
+      load_chunk_x<T, false>(p, ctx, smem + stage * T::kStage, chunk, tok0);
   };
 
   float acc[MT][NT][4];
@@ -506,9 +527,16 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_gemm_kernel(co
 #pragma unroll
       for (int r = 0; r < 4; ++r) acc[mt][j][r] = 0.0f;
 
+  // Prologue. W and its scales are constants: their first S-1 chunks are requested before
+  // griddepcontrol.wait, overlapping the tail of the kernel that writes x when launched with PDL
+  // (the first commit group then holds all of them plus x of chunk 0; later groups one x chunk).
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s)
+    if (s < n) load_w(s, c_begin + s);
+  pdl_wait();
 #pragma unroll
   for (int s = 0; s < S - 1; ++s) {
-    if (s < n) load(s, c_begin + s);
+    if (s < n) load_x(s, c_begin + s);
     cp_async_commit();
   }
   for (int i = 0; i < n; ++i) {
@@ -519,11 +547,15 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_gemm_kernel(co
       __syncthreads();
     }
     const int next = i + S - 1;
-    if (next < n) load(next % S, c_begin + next);
+    if (next < n) {
+      load_w(next % S, c_begin + next);
+      load_x(next % S, c_begin + next);
+    }
     cp_async_commit();
     compute_chunk<T>(smem + (i % S) * T::kStage, xl, fm, acc);
   }
   cp_async_wait<0>();
+  pdl_launch_dependents();  // the next kernel may be scheduled; it waits for our completion
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
   if (p.splits > 1 && p.cluster_reduce) {
@@ -717,14 +749,28 @@ void launch_variant(const Params& p, const Plan& pl, cudaStream_t stream) {
   cfg.blockDim = dim3(T::kThreads);
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeClusterDimension;
   attr[0].val.clusterDim.x = pl.cluster ? static_cast<unsigned>(pl.splits) : 1u;
   attr[0].val.clusterDim.y = 1;
   attr[0].val.clusterDim.z = 1;
+  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[1].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  QUENCH_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p));
+  // PDL under pdl.cuh's rule (on, and a created stream). A driver that refuses it together with
+  // cluster dimensions gets plain launches from then on (decided at the first launch, which the
+  // runner makes outside graph capture).
+  static bool pdl_refused = false;
+  const bool default_stream = stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread;
+  cfg.numAttrs = programmatic_dependent_launch() && !default_stream && !pdl_refused ? 2 : 1;
+  cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, p);
+  if (err != cudaSuccess && cfg.numAttrs == 2) {
+    (void)cudaGetLastError();
+    pdl_refused = true;
+    cfg.numAttrs = 1;
+    err = cudaLaunchKernelEx(&cfg, kernel, p);
+  }
+  QUENCH_CUDA_CHECK(err);
 }
 
 template <Fmt F>
