@@ -101,6 +101,7 @@ struct Params {
   float out_scale;
   int full_chunks;        // chunks [0, full_chunks) lie entirely inside K
   uint32_t fp4_mul_lo, fp4_mul_hi;  // 0x1040, 0x104 (fp4_pair)
+  uint32_t fp8_mul_mag, fp8_mul_sign, fp8_mul_hi;  // 16, 256, 2^28 (fp8_pair_even / _odd)
   bool w_aligned16;       // every W row starts 16-byte aligned
   bool sc_aligned4;       // every block-scale chunk starts 4-byte aligned
   bool aligned;           // w_aligned16 and (NVFP4) sc_aligned4: full chunks take the fast path
@@ -160,8 +161,25 @@ __device__ __forceinline__ uint32_t bf2_mul(uint32_t a, uint32_t b) {
 __device__ __forceinline__ uint32_t fp4_pair(uint32_t w, uint32_t nib_mask, uint32_t m) {
   return ((w & nib_mask) * m) & 0x81C081C0u;
 }
-/// The E4M3 bytes at bits 8..15 and 24..31 of t as a bf16 pair worth e4m3 × 2^-120 each.
-__device__ __forceinline__ uint32_t fp8_pair(uint32_t t) { return (t & 0x80008000u) | ((t >> 4) & 0x07F007F0u); }
+/// Runtime multipliers of the unpack (kernel parameters, so the compiler keeps the multiplies on
+/// the FMA pipe instead of turning them into shifts and adds on the integer pipe): fp4_pair, and
+/// fp8_pair_even / fp8_pair_odd.
+struct UnpackMul {
+  uint32_t fp4_lo, fp4_hi;              ///< 0x1040, 0x104
+  uint32_t fp8_mag, fp8_sign, fp8_hi;  ///< 16, 256, 2^28
+};
+
+/// The E4M3 bytes 0 and 2 of `w` as a bf16 pair worth e4m3 × 2^-120 each: sign to bit 15, the 7
+/// exponent/mantissa bits to bits 4..10 (two IMADs, two masks). Equal bit for bit to
+/// ((w << 8) & 0x80008000) | ((w << 4) & 0x07F007F0).
+__device__ __forceinline__ uint32_t fp8_pair_even(uint32_t w, const UnpackMul& m) {
+  return (w & 0x007F007Fu) * m.fp8_mag + (w & 0x00800080u) * m.fp8_sign;
+}
+/// The E4M3 bytes 1 and 3 of `w` likewise (mask, IMAD.HI as a right shift by 4, mask-or). Equal
+/// bit for bit to (w & 0x80008000) | ((w >> 4) & 0x07F007F0).
+__device__ __forceinline__ uint32_t fp8_pair_odd(uint32_t w, const UnpackMul& m) {
+  return (w & 0x80008000u) | __umulhi(w & 0x7F007F00u, m.fp8_hi);
+}
 
 __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
@@ -338,11 +356,6 @@ __device__ __forceinline__ void permute_x(uint8_t* st, const LoadCtx<T>& c) {
 
 // ---- one chunk: shared -> tensor cores ----------------------------------------------------
 
-/// The runtime multipliers of fp4_pair (kernel parameters: see there).
-struct Fp4Mul {
-  uint32_t lo, hi;  ///< 0x1040, 0x104
-};
-
 /// This lane's byte offsets in a stage's x tile for even and odd groups c of 4 units (64 bytes):
 /// off[c & 1] + c * 64 + 8j * kXRow = T::x_off(8j + g, c * 4 + tig) (the swizzle flips bit 2 of
 /// the slot for odd tokens, i.e. moves the lane one group up or down by c's parity); the rest of
@@ -362,7 +375,7 @@ __device__ __forceinline__ XLane make_x_lane() {
 
 /// One 64-byte sub-chunk of every W row of the warp's tiles times the block's x tokens.
 template <class T>
-__device__ __forceinline__ void compute_sub(const uint8_t* st, int sub, const XLane& xl, const Fp4Mul& m,
+__device__ __forceinline__ void compute_sub(const uint8_t* st, int sub, const XLane& xl, const UnpackMul& m,
                                             float (&acc)[T::MT][T::NT][4]) {
   constexpr Fmt F = T::F;
   constexpr int MT = T::MT, NT = T::NT;
@@ -437,22 +450,22 @@ __device__ __forceinline__ void compute_sub(const uint8_t* st, int sub, const XL
         const uint32_t v0 = w0 >> 8, v1 = w1 >> 8;  // nibbles 2, 3, 6, 7 at the places of 0, 1, 4, 5
         const uint32_t s0 = sc[mt][0][q / 2], s1 = sc[mt][1][q / 2];
         // pair i = {nibble i, nibble i+4}; step 0 takes pairs 0 and 1, step 1 pairs 2 and 3.
-        a[0][0] = bf2_mul(fp4_pair(w0, 0x000F000Fu, m.lo), s0);
-        a[0][1] = bf2_mul(fp4_pair(w1, 0x000F000Fu, m.lo), s1);
-        a[0][2] = bf2_mul(fp4_pair(w0, 0x00F000F0u, m.hi), s0);
-        a[0][3] = bf2_mul(fp4_pair(w1, 0x00F000F0u, m.hi), s1);
-        a[1][0] = bf2_mul(fp4_pair(v0, 0x000F000Fu, m.lo), s0);
-        a[1][1] = bf2_mul(fp4_pair(v1, 0x000F000Fu, m.lo), s1);
-        a[1][2] = bf2_mul(fp4_pair(v0, 0x00F000F0u, m.hi), s0);
-        a[1][3] = bf2_mul(fp4_pair(v1, 0x00F000F0u, m.hi), s1);
+        a[0][0] = bf2_mul(fp4_pair(w0, 0x000F000Fu, m.fp4_lo), s0);
+        a[0][1] = bf2_mul(fp4_pair(w1, 0x000F000Fu, m.fp4_lo), s1);
+        a[0][2] = bf2_mul(fp4_pair(w0, 0x00F000F0u, m.fp4_hi), s0);
+        a[0][3] = bf2_mul(fp4_pair(w1, 0x00F000F0u, m.fp4_hi), s1);
+        a[1][0] = bf2_mul(fp4_pair(v0, 0x000F000Fu, m.fp4_lo), s0);
+        a[1][1] = bf2_mul(fp4_pair(v1, 0x000F000Fu, m.fp4_lo), s1);
+        a[1][2] = bf2_mul(fp4_pair(v0, 0x00F000F0u, m.fp4_hi), s0);
+        a[1][3] = bf2_mul(fp4_pair(v1, 0x00F000F0u, m.fp4_hi), s1);
       } else if constexpr (F == Fmt::kFp8) {
 #pragma unroll
         for (int s = 0; s < 2; ++s) {
           const uint32_t w0 = word(wv[mt][0], 2 * q + s), w1 = word(wv[mt][1], 2 * q + s);
-          a[s][0] = bf2_mul(fp8_pair(w0 << 8), fp8_bias);  // bytes 0, 2
-          a[s][1] = bf2_mul(fp8_pair(w1 << 8), fp8_bias);
-          a[s][2] = bf2_mul(fp8_pair(w0), fp8_bias);  // bytes 1, 3
-          a[s][3] = bf2_mul(fp8_pair(w1), fp8_bias);
+          a[s][0] = bf2_mul(fp8_pair_even(w0, m), fp8_bias);  // bytes 0, 2
+          a[s][1] = bf2_mul(fp8_pair_even(w1, m), fp8_bias);
+          a[s][2] = bf2_mul(fp8_pair_odd(w0, m), fp8_bias);  // bytes 1, 3
+          a[s][3] = bf2_mul(fp8_pair_odd(w1, m), fp8_bias);
         }
       } else {
 #pragma unroll
@@ -472,7 +485,7 @@ __device__ __forceinline__ void compute_sub(const uint8_t* st, int sub, const XL
 }
 
 template <class T>
-__device__ __forceinline__ void compute_chunk(const uint8_t* st, const XLane& xl, const Fp4Mul& m,
+__device__ __forceinline__ void compute_chunk(const uint8_t* st, const XLane& xl, const UnpackMul& m,
                                               float (&acc)[T::MT][T::NT][4]) {
 #pragma unroll
   for (int sub = 0; sub < T::SUB; ++sub) compute_sub<T>(st, sub, xl, m, acc);
@@ -505,7 +518,7 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_gemm_kernel(co
   const int c_full = p.aligned ? min(c_end, p.full_chunks) : c_begin;
   const LoadCtx<T> ctx = make_load_ctx<T>(p, jb, row0, tok0);
   const XLane xl = make_x_lane<T>();
-  const Fp4Mul fm{p.fp4_mul_lo, p.fp4_mul_hi};
+  const UnpackMul fm{p.fp4_mul_lo, p.fp4_mul_hi, p.fp8_mul_mag, p.fp8_mul_sign, p.fp8_mul_hi};
   auto load_w = [&](int stage, int chunk) {
     if (chunk < c_full)
       load_chunk_w<T, true>(p, jb, ctx, smem + stage * T::kStage, chunk);
@@ -829,6 +842,9 @@ void run_plan(const GemmWeight* W, float* const* y, int n, const Plan& pl, const
   p.sc_aligned4 = (p.K / 16) % 4 == 0;
   p.aligned = p.w_aligned16 && (f != WeightFormat::kNVFP4 || p.sc_aligned4);
   p.full_chunks = p.K / (k_per_sub(f) * kVariants[pl.variant].sub);
+  p.fp8_mul_mag = 16u;
+  p.fp8_mul_sign = 256u;
+  p.fp8_mul_hi = 1u << 28;
   p.fp4_mul_lo = 0x1040u;
   p.fp4_mul_hi = 0x104u;
   float* partial = static_cast<float*>(workspace);
