@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 modes=" ${*:-tests kernels bench} "; [[ $modes == *" all "* ]] && modes=" tests kernels bench baseline fp8 "
 OUT=${OUT:-/tmp/gpu-out}
 L=/tmp/gpu-logs; rm -rf $L; mkdir -p "$OUT" $L
-tar -xzf .carry/gpu-bin.tgz -C /tmp
+tar -xJf .carry/gpu-bin.tgz -C /tmp
 BIN=/tmp/gpu-bin
 # Tests find fixtures through the source path compiled into them: make it point here.
 src=$(cat $BIN/source_dir 2>/dev/null || echo "")

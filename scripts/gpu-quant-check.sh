@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 mode=${1:-all}
 OUT=${OUT:-/tmp/gpu-quant-out}
 mkdir -p "$OUT"
-tar -xzf .carry/gpu-bin.tgz -C /tmp
+tar -xJf .carry/gpu-bin.tgz -C /tmp
 BIN=/tmp/gpu-bin
 cudalibs=$(dirname "$(find /usr/local -name 'libcublas.so.13*' 2>/dev/null | head -1)")
 export LD_LIBRARY_PATH="$BIN/lib:$cudalibs:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
