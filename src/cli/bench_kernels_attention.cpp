@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstring>
 #include <numeric>
+#include <string>
 #include <random>
 #include <utility>
 #include <vector>
@@ -135,8 +136,39 @@ std::vector<KernelCase> decode_cases(const LayerShape& L, bool fp8, int B, int c
     cuda::set_decode_attention_fused(true);
     out_cases.push_back({"attention",
                          fmt::format("decode {} {} B={} ctx={}{}", L.name, fp8 ? "fp8" : "bf16", B, ctx,
-                                     fused ? "" : " split+combine"),
+                                     fused ? fmt::format(" S={}", cuda::decode_attention_last_splits())
+                                           : std::string(" split+combine")),
                          bytes, flops, us});
+    if (!fused || B != 1 || fp8) continue;
+    // Probes at B=1 (latency): the single-launch kernel with capped cluster sizes, and without PDL.
+    for (const int cap : {8, 4, 1, -1}) {
+      cuda::set_decode_attention_max_cluster(cap > 0 ? cap : 0);
+      const bool pdl = cuda::programmatic_dependent_launch();
+      if (cap < 0) cuda::set_programmatic_dependent_launch(false);
+      size_t it2 = 0;
+      double us2 = 0;
+      try {
+        us2 = median_kernel_us(
+            [&] {
+              const size_t c = it2++ % copies;
+              cuda::paged_attention(q.get<bf16>(), B, L.Hq, L.D, L.window, {dpos.get<int32_t>(), dseq.get<int32_t>()},
+                                    {dtab.get<int32_t>() + c * B * mb, mb}, view, max_context, out.get<bf16>(),
+                                    scratch.get(), env.stream);
+            },
+            env);
+      } catch (...) {
+        cuda::set_decode_attention_max_cluster(0);
+        cuda::set_programmatic_dependent_launch(pdl);
+        throw;
+      }
+      const int splits = cuda::decode_attention_last_splits();
+      cuda::set_decode_attention_max_cluster(0);
+      cuda::set_programmatic_dependent_launch(pdl);
+      out_cases.push_back({"attention",
+                           fmt::format("decode {} bf16 B=1 ctx={} S={} probe: {}", L.name, ctx, splits,
+                                       cap > 0 ? fmt::format("cluster cap {}", cap) : std::string("no PDL")),
+                           bytes, flops, us2});
+    }
   }
   // The step's q/k/v post-processing with the attention: qkv_norm_rope_store + paged_attention
   // (two launches) against qkv_paged_attention_decode (one). Projections / norms / frequencies
@@ -221,14 +253,17 @@ std::vector<KernelCase> attention_cases(const KernelBenchEnv& env) {
         out.insert(out.end(), s.begin(), s.end());
         out.insert(out.end(), g.begin(), g.end());
         // The 12B's attention share of one decode step: 40 sliding + 8 global layers (attention
-        // alone: fused / split+combine; with q/k/v post-processing: 2 launches / folded).
-        for (size_t i = 0; i < s.size(); ++i)
-          out.push_back({"attention",
-                         fmt::format("decode 48 layers {} B={} ctx={}{}", fp8 ? "fp8" : "bf16", B, ctx,
-                                     i == 0 ? "" : i == 1 ? " split+combine" : i == 2 ? " qkv+attention (2 launches)"
-                                                                                      : " qkv+attention folded"),
+        // alone: fused / split+combine; with q/k/v post-processing: 2 launches / folded). Lines
+        // are paired by position: decode_cases returns the same kinds in the same order.
+        for (size_t i = 0; i < s.size() && i < g.size(); ++i) {
+          if (s[i].name.find("probe") != std::string::npos) continue;
+          const char* kind = i == 0 ? "" : s[i].name.find("split+combine") != std::string::npos ? " split+combine"
+                                       : s[i].name.find("folded") != std::string::npos        ? " qkv+attention folded"
+                                                                                               : " qkv+attention (2 launches)";
+          out.push_back({"attention", fmt::format("decode 48 layers {} B={} ctx={}{}", fp8 ? "fp8" : "bf16", B, ctx, kind),
                          40 * s[i].bytes + 8 * g[i].bytes, 40 * s[i].flops + 8 * g[i].flops,
                          40 * s[i].us + 8 * g[i].us});
+        }
       }
   for (const bool fp8 : {false, true}) {
     const KernelCase s = prefill_case(kSliding, fp8, 2048, env), g = prefill_case(kGlobal, fp8, 2048, env);

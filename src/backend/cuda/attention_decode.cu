@@ -113,8 +113,9 @@ __device__ __forceinline__ void norm_rope_row8(const float (&x)[8], float inv, c
 /// in the kernel (out written, no partials); otherwise splits > 1 write a.part_acc / a.part_ml.
 /// QKV (with CLUSTER): the kernel does qkv_norm_rope_store's work for its token first — the split
 /// holding position pos writes the new K/V row of its KV head into the cache (then a barrier: its
-/// warps read that row back through L2), every CTA normalises and rotates its own query heads
-/// from a.fold.qp — instead of reading a prepared a.q.
+/// warps read that row back through L2; every other row is never written during the launch and
+/// keeps the read-only path), every CTA normalises and rotates its own query heads from
+/// a.fold.qp — instead of reading a prepared a.q.
 template <int D, int G, typename CacheT, bool CLUSTER, bool QKV = false>
 __global__ void __launch_bounds__(32 * kWarps) decode_gqa_kernel(const DecodeArgs a) {
   static_assert(CLUSTER || !QKV, "QKV kernels merge in the cluster");
@@ -219,7 +220,7 @@ __global__ void __launch_bounds__(32 * kWarps) decode_gqa_kernel(const DecodeArg
         off = ((static_cast<size_t>(blk) * a.bs + (kp - bi * a.bs)) * a.Hkv + kvh) * D + lane * 8;
       }
       if (blk >= 0 && holder) {
-        if constexpr (QKV) {
+        if (QKV && kp == pos) {  // the row this CTA wrote (only the owner's range holds pos)
           kr[j].load_cg(kbase + off);
           vr[j].load_cg(vbase + off);
         } else {
@@ -392,10 +393,17 @@ namespace {
 template <int D, int G, typename CacheT, bool QKV>
 void launch_fused_dgq(DecodeArgs a, int T, int span, cudaStream_t stream) {
   auto kernel = decode_gqa_kernel<D, G, CacheT, true, QKV>;
-  static const int max_cluster = max_decode_cluster(kernel, 32 * kWarps, 0);
-  // Small CTAs (4 warps, <= 21 KB shared): aim at 4 per SM; at least one 8-key batch per warp.
-  a.splits = decode_cluster_splits(T * a.Hkv, span, kKeysPerBatch * kWarps, 4 * decode_sm_count(), max_cluster);
-  launch_clustered(kernel, dim3(a.Hkv, T, a.splits), dim3(32 * kWarps), dim3(1, 1, a.splits), 0, stream, a);
+  static int cap_seen = [&] {
+    prepare_cluster_kernel(kernel, 0);
+    return kMaxDecodeCluster;
+  }();
+  launch_with_cluster_fallback(cap_seen, [&](int cap) {
+    // Small CTAs (4 warps, <= 21 KB shared): aim at 4 per SM; at least one 8-key batch per warp.
+    a.splits = decode_cluster_splits(T * a.Hkv, span, kKeysPerBatch * kWarps, 4 * decode_sm_count(), cap);
+    const cudaError_t err = try_launch_clustered(kernel, dim3(a.Hkv, T, a.splits), dim3(32 * kWarps),
+                                                 dim3(1, 1, a.splits), 0, stream, a);
+    return std::pair<int, cudaError_t>(a.splits, err);
+  });
 }
 
 template <int D, int G>

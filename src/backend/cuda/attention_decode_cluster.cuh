@@ -5,14 +5,17 @@
 //    thread-block cluster (sm_90) and, after a cluster barrier, each CTA merges 1/S of the output
 //    elements by reading every peer's (max, sum, accumulator) from distributed shared memory
 //    (flash-decoding's merge, Dao et al. 2023, done without a second launch or global scratch),
-//  - the launch with cluster dims + Programmatic Dependent Launch (pdl.cuh).
+//  - the launch with cluster dims + Programmatic Dependent Launch (pdl.cuh), halving the
+//    cluster size while the device refuses it.
 #pragma once
 
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "backend/cuda/cuda_utils.h"
 #include "backend/cuda/kernels.h"
@@ -20,7 +23,7 @@
 namespace quench::cuda::detail {
 
 /// Most CTAs one cluster (so one split merge) takes: 16 needs the non-portable cluster size
-/// (H100/H200); launchers fall back to 8 where the occupancy query refuses 16.
+/// (H100/H200); launchers halve it while the device refuses the launch.
 constexpr int kMaxDecodeCluster = 16;
 
 /// Keys [kb, ke) of split `split` of `splits` for a query at position `pos` (window 0: all keys):
@@ -94,10 +97,11 @@ __device__ __forceinline__ void cluster_merge_splits(const float* acc_s, const f
 
 /// Enqueues kernel<<<grid, block, smem, stream>>>(args...) as clusters of `cluster` CTAs, with
 /// the PDL attribute under the same rule as pdl.cuh's launch_kernel (on, and a created stream).
-/// Checks the launch (throws CudaError); a launch refused with PDL is retried once without it.
+/// A launch refused with PDL is retried once without it (and PDL is not tried again for this
+/// kernel). Returns the launch's error code (cleared from the runtime's last error).
 template <typename... KArgs, typename... Args>
-void launch_clustered(void (*kernel)(KArgs...), dim3 grid, dim3 block, dim3 cluster, size_t smem, cudaStream_t stream,
-                      Args&&... args) {
+cudaError_t try_launch_clustered(void (*kernel)(KArgs...), dim3 grid, dim3 block, dim3 cluster, size_t smem,
+                                 cudaStream_t stream, Args&&... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
@@ -112,8 +116,6 @@ void launch_clustered(void (*kernel)(KArgs...), dim3 grid, dim3 block, dim3 clus
   attr[1].val.programmaticStreamSerializationAllowed = 1;
   const bool default_stream = stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread;
   cfg.attrs = attr;
-  // A driver that refuses PDL together with cluster dims gets the plain cluster launch from then on
-  // (decided at the first launch, which the runner makes outside a graph capture).
   static bool pdl_refused = false;
   cfg.numAttrs = programmatic_dependent_launch() && !default_stream && !pdl_refused ? 2 : 1;
   cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, args...);
@@ -123,35 +125,43 @@ void launch_clustered(void (*kernel)(KArgs...), dim3 grid, dim3 block, dim3 clus
     cfg.numAttrs = 1;
     err = cudaLaunchKernelEx(&cfg, kernel, args...);
   }
-  QUENCH_CUDA_CHECK(err);
+  if (err != cudaSuccess) (void)cudaGetLastError();
+  return err;
 }
 
-/// The largest cluster size in {16, 8, 4, 2, 1} that the occupancy calculator can place for
-/// `kernel` with `threads` threads and `smem` dynamic shared memory (also sets the kernel's
-/// dynamic shared memory limit and allows non-portable cluster sizes). Call once per kernel and
-/// cache the result; it enqueues nothing.
+/// Sets what a clustered decode kernel needs before its first launch: its dynamic shared memory
+/// limit and permission for non-portable cluster sizes (16 on H100/H200). Call once per kernel.
 template <typename... KArgs>
-int max_decode_cluster(void (*kernel)(KArgs...), int threads, size_t smem) {
+void prepare_cluster_kernel(void (*kernel)(KArgs...), size_t smem) {
   QUENCH_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess)
     (void)cudaGetLastError();
-  for (int c = kMaxDecodeCluster; c > 1; c /= 2) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(c, 1, 1);
-    cfg.blockDim = dim3(threads, 1, 1);
-    cfg.dynamicSmemBytes = smem;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = c;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    int n = 0;
-    if (cudaOccupancyMaxActiveClusters(&n, kernel, &cfg) == cudaSuccess && n > 0) return c;
-    (void)cudaGetLastError();
+}
+
+/// Largest cluster size the fused decode launchers may use: min(kMaxDecodeCluster,
+/// set_decode_attention_max_cluster's cap when set).
+int decode_cluster_cap();
+/// Records the split count (= cluster size) of the last fused decode launch (bench labels).
+void note_decode_splits(int splits);
+
+/// Launches a fused decode kernel whose split count depends on the cluster size: `make(cap)`
+/// returns {splits, launch error} for a launch with at most `cap` splits per cluster. A launch
+/// the device refuses (a cluster size it cannot place) is retried with half the cap, and the
+/// largest working cap is remembered in `cap_seen` (one per kernel instance). Throws CudaError when
+/// even one CTA per cluster is refused.
+template <typename MakeLaunch>
+void launch_with_cluster_fallback(int& cap_seen, MakeLaunch&& make) {
+  int cap = std::min(cap_seen, decode_cluster_cap());
+  for (;;) {
+    const auto [splits, err] = make(cap);
+    if (err == cudaSuccess) {
+      note_decode_splits(splits);
+      return;
+    }
+    if (splits <= 1) QUENCH_CUDA_CHECK(err);
+    cap = splits / 2;
+    cap_seen = std::min(cap_seen, cap);
   }
-  return 1;
 }
 
 /// Splits (= cluster size, a power of two <= max_cluster) for `units` independent (token, KV

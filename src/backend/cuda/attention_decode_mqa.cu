@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
+#include <utility>
 
 #include "backend/cuda/attention_decode.h"
 #include "backend/cuda/attention_decode_cluster.cuh"
@@ -422,15 +423,20 @@ template <int D, bool FP8, bool DEEP, bool QKV>
 void launch_mqa_cfg(const MqaArgs& a, int T, int span, cudaStream_t stream) {
   using C = MqaCfg<D, FP8, DEEP>;
   auto kernel = decode_mqa_kernel<D, FP8, DEEP, QKV>;
-  static const int max_cluster = max_decode_cluster(kernel, C::NT, C::smem);
-  static const int per_sm = [&] {
-    int n = 0;
-    QUENCH_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, C::NT, C::smem));
-    return std::max(n, 1);
+  static int per_sm = 0;
+  static int cap_seen = [&] {
+    prepare_cluster_kernel(kernel, C::smem);
+    QUENCH_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, C::NT, C::smem));
+    per_sm = std::max(per_sm, 1);
+    return kMaxDecodeCluster;
   }();
-  // One wave of CTAs; at least two tiles per split.
-  const int splits = decode_cluster_splits(T * a.Hkv, span, 2 * kBN, per_sm * decode_sm_count(), max_cluster);
-  launch_clustered(kernel, dim3(splits, a.Hkv, T), dim3(C::NT), dim3(splits, 1, 1), C::smem, stream, a);
+  launch_with_cluster_fallback(cap_seen, [&](int cap) {
+    // One wave of CTAs; at least two tiles per split.
+    const int splits = decode_cluster_splits(T * a.Hkv, span, 2 * kBN, per_sm * decode_sm_count(), cap);
+    const cudaError_t err = try_launch_clustered(kernel, dim3(splits, a.Hkv, T), dim3(C::NT), dim3(splits, 1, 1),
+                                                 C::smem, stream, a);
+    return std::pair<int, cudaError_t>(splits, err);
+  });
 }
 
 /// Few (token, KV head) units (<= SMs / 16: at most one CTA per SM even at 16 splits): the deep

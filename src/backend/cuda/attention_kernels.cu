@@ -20,6 +20,7 @@
 #include <cuda_fp8.h>
 
 #include "backend/cuda/attention_decode.h"
+#include "backend/cuda/attention_decode_cluster.cuh"
 #include "backend/cuda/attention_flash.h"
 #include "backend/cuda/attention_qkv_fold.cuh"
 #include "backend/cuda/cuda_utils.h"
@@ -312,10 +313,20 @@ void detail::combine_splits(int T, int Hq, int D, int splits, SplitParts parts, 
 
 namespace {
 std::atomic<bool> g_fused_decode{true};
+std::atomic<int> g_cluster_cap{0};
+std::atomic<int> g_last_splits{0};
 }  // namespace
 
 void set_decode_attention_fused(bool on) { g_fused_decode.store(on); }
 bool decode_attention_fused() { return g_fused_decode.load(std::memory_order_relaxed); }
+void set_decode_attention_max_cluster(int cap) { g_cluster_cap.store(std::max(cap, 0)); }
+int decode_attention_last_splits() { return g_last_splits.load(std::memory_order_relaxed); }
+
+int detail::decode_cluster_cap() {
+  const int cap = g_cluster_cap.load(std::memory_order_relaxed);
+  return cap > 0 ? std::min(cap, kMaxDecodeCluster) : kMaxDecodeCluster;
+}
+void detail::note_decode_splits(int splits) { g_last_splits.store(splits, std::memory_order_relaxed); }
 
 bool qkv_paged_attention_decode(const float* q, const float* k, const float* v, int T, int Hq, int Hkv, int D,
                                 const float* q_norm, const float* k_norm, const float* inv_freq, float eps, int window,

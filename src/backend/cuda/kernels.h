@@ -160,6 +160,11 @@ size_t attention_scratch_bytes(int T, int Hq, int D, int max_context);
 /// (split partials + a combine launch), kept for bench-kernels' comparison. Process-wide.
 void set_decode_attention_fused(bool on);
 bool decode_attention_fused();
+/// Caps the cluster size (= key splits per (token, KV head)) of the single-launch decode kernels
+/// (0: no cap, the default; otherwise 1..16); for bench-kernels' probes. Process-wide.
+void set_decode_attention_max_cluster(int cap);
+/// The split count of the last single-launch decode launch in this process (0 before any).
+int decode_attention_last_splits();
 
 /// qkv_norm_rope_store followed by paged_attention in one launch, for decode steps in which every
 /// token belongs to a different sequence (each token's new K/V row is written and read inside
