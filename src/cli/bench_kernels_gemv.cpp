@@ -4,8 +4,9 @@
 // head 262144 x 3840) for M = 1, 2, 4, 8 in the formats a checkpoint uses there (attention bf16 and
 // FP8, MLP bf16 / FP8 / NVFP4, LM head bf16), the fused launches (q/k/v in one launch, gate/up +
 // GELU), and the prefill dequantization kernels. Every GEMV case is timed with each kernel forced
-// (gemv_variant.h: "regs" = register-streaming gemv_kernels.cu, "ring" = gemv_ring.cu; a shape
-// the ring does not take runs the register kernel under both names).
+// (gemv_variant.h: "regs" = register-streaming gemv_kernels.cu, "ring" = gemv_ring.cu, "ring16" =
+// the ring with 16 warps per tile; a shape the ring does not take runs the register kernel under
+// every name). QUENCH_BENCH_CASE=<regex> keeps only matching case names (for ncu).
 //
 // Bound: every weight byte (and block scale) read once plus x read and y written once. Weights are
 // random (never zeros) and rotated over enough copies (>= 4x L2) that each launch reads DRAM.
@@ -13,7 +14,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <regex>
+#include <string>
 #include <functional>
 #include <utility>
 #include <memory>
@@ -107,22 +111,44 @@ struct Shape {
   std::vector<GemvFormat> formats;
 };
 
-/// The kernels every GEMV case is timed with, and their names in the case list.
-constexpr std::pair<cuda::GemvKernel, const char*> kKernels[] = {{cuda::GemvKernel::kRegisters, "regs"},
-                                                                 {cuda::GemvKernel::kRing, "ring"}};
+/// One kernel configuration every GEMV case is timed with (gemv_variant.h).
+struct KernelChoice {
+  cuda::GemvKernel kernel;
+  int ring_group_warps;  ///< 0: picked per launch
+  const char* name;
+};
+/// "regs": gemv_kernels.cu; "ring": gemv_ring.cu with its own warp grouping; "ring16": the ring
+/// with all 16 warps on one tile (every row read 2 KB at a time: DRAM locality experiment).
+constexpr KernelChoice kKernels[] = {{cuda::GemvKernel::kRegisters, 0, "regs"},
+                                     {cuda::GemvKernel::kRing, 0, "ring"},
+                                     {cuda::GemvKernel::kRing, 16, "ring16"}};
 
 /// median_kernel_us of `launch` with kernel `k` forced (kAuto restored afterwards).
-double time_with(cuda::GemvKernel k, const std::function<void()>& launch, const KernelBenchEnv& env) {
-  cuda::set_gemv_kernel(k);
+double time_with(const KernelChoice& k, const std::function<void()>& launch, const KernelBenchEnv& env) {
+  cuda::set_gemv_kernel(k.kernel);
+  cuda::set_gemv_ring_group_warps(k.ring_group_warps);
+  auto restore = [] {
+    cuda::set_gemv_kernel(cuda::GemvKernel::kAuto);
+    cuda::set_gemv_ring_group_warps(0);
+  };
   double us = 0;
   try {
     us = median_kernel_us(launch, env);
   } catch (...) {
-    cuda::set_gemv_kernel(cuda::GemvKernel::kAuto);
+    restore();
     throw;
   }
-  cuda::set_gemv_kernel(cuda::GemvKernel::kAuto);
+  restore();
   return us;
+}
+
+/// QUENCH_BENCH_CASE (a regular expression on the case name, e.g. "nvfp4 down.*M=1 ring$") keeps
+/// only the matching GEMV cases (for profiling one kernel under ncu); unset: every case.
+bool case_selected(const std::string& name) {
+  static const char* env = std::getenv("QUENCH_BENCH_CASE");
+  if (env == nullptr || *env == 0) return true;
+  static const std::regex re(env);
+  return std::regex_search(name, re);
 }
 
 /// Random bf16 activations x [8, K] (enough for every M).
@@ -153,17 +179,18 @@ std::vector<KernelCase> gemv_cases(const KernelBenchEnv& env) {
       WeightSet w(f, s.N, s.K, copies, rng);
       DeviceBuffer x = random_x(s.K, rng);
       for (int M : Ms)
-        for (const auto& [kern, kname] : kKernels) {
+        for (const KernelChoice& kc : kKernels) {
+          const std::string name = fmt::format("{} {} N={} K={} M={} {}", fmt_name(f), s.what, s.N, s.K, M, kc.name);
+          if (!case_selected(name)) continue;
           int i = 0;
           const double us = time_with(
-              kern,
+              kc,
               [&] {
                 const cuda::GemvJob j = w.job(i++ % copies, y.get<float>());
                 cuda::gemv_multi(&j, 1, s.K, x.get<cuda::bf16>(), M, env.stream);
               },
               env);
-          out.push_back({"gemv", fmt::format("{} {} N={} K={} M={} {}", fmt_name(f), s.what, s.N, s.K, M, kname),
-                         w.weight_bytes() + 2.0 * M * s.K + 4.0 * M * s.N, 2.0 * M * s.N * s.K, us});
+          out.push_back({"gemv", name, w.weight_bytes() + 2.0 * M * s.K + 4.0 * M * s.N, 2.0 * M * s.N * s.K, us});
         }
     }
 
@@ -183,10 +210,12 @@ std::vector<KernelCase> gemv_cases(const KernelBenchEnv& env) {
       int total_n = 0;
       for (int N : q.Ns) total_n += N;
       for (int M : Ms)
-        for (const auto& [kern, kname] : kKernels) {
+        for (const KernelChoice& kc : kKernels) {
+          const std::string name = fmt::format("{} multi {} K=3840 M={} {}", fmt_name(f), q.what, M, kc.name);
+          if (!case_selected(name)) continue;
           int i = 0;
           const double us = time_with(
-              kern,
+              kc,
               [&] {
                 const int c = i++ % copies;
                 cuda::GemvJob jobs[cuda::kGemvMaxJobs];
@@ -198,8 +227,7 @@ std::vector<KernelCase> gemv_cases(const KernelBenchEnv& env) {
                 cuda::gemv_multi(jobs, static_cast<int>(ws.size()), 3840, x.get<cuda::bf16>(), M, env.stream);
               },
               env);
-          out.push_back({"gemv", fmt::format("{} multi {} K=3840 M={} {}", fmt_name(f), q.what, M, kname),
-                         wb + 2.0 * M * 3840 + 4.0 * M * total_n, 2.0 * M * total_n * 3840, us});
+          out.push_back({"gemv", name, wb + 2.0 * M * 3840 + 4.0 * M * total_n, 2.0 * M * total_n * 3840, us});
         }
     }
 
@@ -210,24 +238,27 @@ std::vector<KernelCase> gemv_cases(const KernelBenchEnv& env) {
     WeightSet g(f, N, K, copies, rng), u(f, N, K, copies, rng);
     DeviceBuffer x = random_x(K, rng);
     for (int M : Ms)
-      for (const auto& [kern, kname] : kKernels) {
+      for (const KernelChoice& kc : kKernels) {
+        const std::string name = fmt::format("{} gate+up+gelu N={} K={} M={} {}", fmt_name(f), N, K, M, kc.name);
+        if (!case_selected(name)) continue;
         int i = 0;
         const double us = time_with(
-            kern,
+            kc,
             [&] {
               const int c = i++ % copies;
               cuda::gemv_gate_up_gelu(g.job(c, nullptr), u.job(c, nullptr), K, x.get<cuda::bf16>(), M,
                                       act.get<cuda::bf16>(), env.stream);
             },
             env);
-        out.push_back({"gemv", fmt::format("{} gate+up+gelu N={} K={} M={} {}", fmt_name(f), N, K, M, kname),
-                       2 * g.weight_bytes() + 2.0 * M * K + 2.0 * M * N, 4.0 * M * N * K, us});
+        out.push_back({"gemv", name, 2 * g.weight_bytes() + 2.0 * M * K + 2.0 * M * N, 4.0 * M * N * K, us});
       }
   }
 
   // Prefill dequantization of one MLP matrix.
   for (GemvFormat f : {F4, F8}) {
     const int N = 15360, K = 3840;
+    const std::string name = fmt::format("dequant {} -> bf16 N={} K={}", fmt_name(f), N, K);
+    if (!case_selected(name)) continue;
     const double bytes = weight_bytes_of(f, N, K) + 2.0 * N * K;
     const int copies = std::max(2, copies_for(bytes, env));
     WeightSet w(f, N, K, copies, rng);
@@ -243,7 +274,7 @@ std::vector<KernelCase> gemv_cases(const KernelBenchEnv& env) {
             cuda::dequant_fp8_to_bf16(w.data[c].get<uint8_t>(), w.scale, N, K, dst.get<cuda::bf16>(), env.stream);
         },
         env);
-    out.push_back({"gemv", fmt::format("dequant {} -> bf16 N={} K={}", fmt_name(f), N, K), bytes, 0.0, us});
+    out.push_back({"gemv", name, bytes, 0.0, us});
   }
   return out;
 }

@@ -266,6 +266,44 @@ TEST(GemvRing, EdgeShapesEveryFormat) {
     for (const Shape& s : shapes) check_single(f, s);
 }
 
+std::vector<float> gelu_mul_reference(const std::vector<double>& g, const std::vector<double>& u);
+
+/// The ring kernel with every warp grouping forced (1, 2, 4, 8, 16 warps per tile): plain and
+/// gate/up launches, tiles per block below and above the group count.
+TEST(GemvRing, EveryGroupWidth) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  cuda::set_gemv_kernel(cuda::GemvKernel::kRing);
+  for (int gw : {1, 2, 4, 8, 16}) {
+    SCOPED_TRACE("group warps " + std::to_string(gw));
+    cuda::set_gemv_ring_group_warps(gw);
+    for (cuda::GemvFormat f : {cuda::GemvFormat::kBF16, cuda::GemvFormat::kNVFP4})
+      for (const Shape& s : {Shape{3001, 768, 1}, Shape{130, 4352, 3}, Shape{9000, 256, 8}}) check_single_once(f, s);
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("gate/up seed=" + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int N = 2050, K = 1024, M = 2;
+    RandomWeight gate(cuda::GemvFormat::kNVFP4, N, K, rng), up(cuda::GemvFormat::kNVFP4, N, K, rng);
+    RandomInput x(M, K, rng);
+    const size_t n = static_cast<size_t>(M) * N;
+    const auto ref = gelu_mul_reference(reference(gate.wf, x.xf, N, K, M), reference(up.wf, x.xf, N, K, M));
+    cuda::DeviceBuffer act(n * 2);
+    testing::poison(act);
+    cuda::gemv_gate_up_gelu(gate.job(nullptr), up.job(nullptr), K, x.get(), M, act.get<cuda::bf16>(), nullptr);
+    QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+    const auto got = testing::to_host<uint16_t>(act, n);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const float v = bf16_to_f32(got[i]);
+      ASSERT_TRUE(std::isfinite(v)) << "act element " << i << " not written";
+      num += (v - ref[i]) * double(v - ref[i]);
+      den += double(ref[i]) * ref[i];
+    }
+    EXPECT_LT(std::sqrt(num / den), 1e-2);
+  }
+  cuda::set_gemv_ring_group_warps(0);
+  cuda::set_gemv_kernel(cuda::GemvKernel::kAuto);
+}
+
 /// Four jobs with row counts that are not multiples of 16 (tiles straddle jobs) on ring shapes.
 TEST(GemvRing, FourJobsStraddlingTiles) {
   QUENCH_SKIP_WITHOUT_GPU();

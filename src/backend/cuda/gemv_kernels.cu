@@ -283,16 +283,15 @@ JobArgs to_args(const GemvJob& j) {
 
 std::atomic<GemvKernel> g_kernel{GemvKernel::kAuto};
 
-/// kAuto's rule: the ring kernel (gemv_ring.cu) where it applies and can stage x in shared
-/// memory (every 12B decode shape at M = 1 and 2, K = 3840/4096 up to M = 8), else the register
-/// kernel. Prediction (not yet measured): ring >= 85% of bandwidth on the 12B shapes at M = 1
-/// (128-192 KB in flight per SM instead of ~64 KB; 241 PTX instructions per KB of NVFP4 W in the
-/// inner loop instead of 278).
+/// kAuto's rule: the register kernel. H200 run 4 (bench-kernels, both kernels on every 12B shape
+/// at M = 1, 2, 4, 8): the ring kernel (gemv_ring.cu) lost nearly everywhere although it keeps
+/// 128-192 KB in flight per SM (bf16 LM head 82% vs 100%, NVFP4 gate+up+GELU 55% vs 59%, NVFP4
+/// down 43% vs 46%); it stays selectable (set_gemv_kernel) while that is understood.
 bool use_ring(GemvFormat f, int K, int M, const LaunchArgs& a) {
   const GemvKernel k = g_kernel.load(std::memory_order_relaxed);
-  if (k == GemvKernel::kRegisters || !ring_supports(f, K, a)) return false;
-  if (k == GemvKernel::kRing) return true;
-  return ring_stages_x(f, K, M);
+  if (k != GemvKernel::kRing) return false;
+  (void)M;
+  return ring_supports(f, K, a);
 }
 
 template <bool GATEUP>

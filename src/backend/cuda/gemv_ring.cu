@@ -45,6 +45,7 @@
 #include "backend/cuda/gemv_args.cuh"
 #include "backend/cuda/gemv_formats.cuh"
 #include "backend/cuda/gemv_ring.h"
+#include "backend/cuda/gemv_variant.h"
 #include "backend/cuda/pdl.cuh"
 
 namespace quench::cuda::gemv_detail {
@@ -248,7 +249,9 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
   int slot = 0;
   for (int k = 0; k < ntg; ++k) {
     const int ti = group + NG * k;
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    // Four accumulator sets (piece j x first/second MMA of a unit): chains of 4 dependent MMAs per
+    // stage instead of 16; summed once per tile.
+    float acc4[4][4] = {};
     for (int s = 0; s < nsw; ++s) {
       cp_async_wait_stages(S);
       __syncwarp();  // every lane's copies of this stage are complete and visible
@@ -307,14 +310,17 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
                 uint32_t a0[4], a1[4];
                 F::template unit_rt<J>(r0, a0, L.e2m1);
                 F::template unit_rt<J>(r1, a1, L.e2m1);
-                mma_bf16_16816(acc, a0[0], a1[0], a0[1], a1[1], X[J].x, X[J].y);
-                mma_bf16_16816(acc, a0[2], a1[2], a0[3], a1[3], X[J].z, X[J].w);
+                mma_bf16_16816(acc4[2 * j], a0[0], a1[0], a0[1], a1[1], X[J].x, X[J].y);
+                mma_bf16_16816(acc4[2 * j + 1], a0[2], a1[2], a0[3], a1[3], X[J].z, X[J].w);
               }(),
               ...);
         }(std::make_integer_sequence<int, F::kUnits>{});
       }
     }
 
+    float acc[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[i] = (acc4[0][i] + acc4[1][i]) + (acc4[2][i] + acc4[3][i]);
     if (GW == 1) {
       // The warp holds the whole tile: lane (g, t) has rows g, g + 8 x columns 2t, 2t + 1.
 #pragma unroll
@@ -420,6 +426,8 @@ int pick_group_warps(int rows_total, int blocks, int tile_rows, int spans) {
   return best;
 }
 
+std::atomic<int> g_group_warps{0};  // set_gemv_ring_group_warps (0: pick_group_warps)
+
 template <class F, bool GATEUP, bool XS>
 void launch_ring_kernel(LaunchArgs& a, size_t smem, cudaStream_t stream) {
   auto* kernel = &gemv_ring_kernel<F, GATEUP, XS>;
@@ -429,8 +437,10 @@ void launch_ring_kernel(LaunchArgs& a, size_t smem, cudaStream_t stream) {
   });
   // One block per SM, at least 4 rows per block.
   const int blocks = std::max(1, std::min(sm_count(), a.rows_total / 4));
-  a.group_warps = pick_group_warps(a.rows_total, blocks, GATEUP ? 8 : 16,
-                                   static_cast<int>(F::row_bytes(a.K) / kSpan));
+  const int forced = g_group_warps.load(std::memory_order_relaxed);
+  a.group_warps = forced > 0 ? forced
+                             : pick_group_warps(a.rows_total, blocks, GATEUP ? 8 : 16,
+                                                static_cast<int>(F::row_bytes(a.K) / kSpan));
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(blocks);
   cfg.blockDim = dim3(kRingThreads);
@@ -463,6 +473,21 @@ void launch_ring(LaunchArgs& a, cudaStream_t stream) {
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 }  // namespace
+
+}  // namespace quench::cuda::gemv_detail
+
+namespace quench::cuda {
+
+void set_gemv_ring_group_warps(int gw) {
+  if (gw != 0 && gw != 1 && gw != 2 && gw != 4 && gw != 8 && gw != 16)
+    throw InvalidArgument("set_gemv_ring_group_warps: " + std::to_string(gw) +
+                          "; expected 0 (auto), 1, 2, 4, 8 or 16");
+  gemv_detail::g_group_warps.store(gw);
+}
+
+}  // namespace quench::cuda
+
+namespace quench::cuda::gemv_detail {
 
 bool ring_supports(GemvFormat f, int K, const LaunchArgs& a) {
   // The ring needs up to 227 KB of shared memory per block (sm_90).

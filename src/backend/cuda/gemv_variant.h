@@ -16,4 +16,8 @@ enum class GemvKernel { kAuto, kRegisters, kRing };
 void set_gemv_kernel(GemvKernel k);
 GemvKernel gemv_kernel();
 
+/// Ring kernel: warps per tile group forced to `gw` (1, 2, 4, 8 or 16; 0 = picked per launch).
+/// For bench-kernels' comparisons. Throws InvalidArgument for any other value.
+void set_gemv_ring_group_warps(int gw);
+
 }  // namespace quench::cuda
