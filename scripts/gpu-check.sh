@@ -7,7 +7,7 @@
 # (.carry/gpu-bin.tgz: the host has no Debian dev packages and no internet).
 #
 # Usage (device call, repo root, carry [".carry"]):  OUT=$OUT scripts/gpu-check.sh [MODE...]
-#   MODE: tests | kernels | bench | baseline | fp8 | all (= all five; does not fit one 10-minute call)
+#   MODE: tests | kernels | bench | baseline | fp8 | ncu | all (= all five; does not fit one 10-minute call)
 #   Environment (for shorter calls): TEST_FILTER (gtest filter for test_cuda), SKIP_MIDSIZE=1,
 #   SKIP_SERVER_TESTS=1, SKIP_SANITIZER=1, KERNEL_FILTER (bench-kernels --filter regex),
 #   BENCH_SET (which bench-runner runs: default "nvfp4:bf16:profile nvfp4:fp8_e4m3 bf16:bf16").
@@ -91,6 +91,20 @@ if [[ $modes == *" fp8 "* ]]; then
   [ -f $W/fp8/config.json ] || "$BIN/quench" synth tests/data/io/gemma4-12b-config.json $W/fp8 --no-multimodal --dtype fp8 >$L/synth-fp8.log 2>&1
   echo "synth 12B fp8 (calibrated on random ids): exit $?, $(( $(date +%s) - s )) s; $(du -sb $W/fp8 | awk '{printf "%.3f GB", $1/1e9}')" | tee -a $S
   bench_one fp8 bf16
+fi
+# ncu: one Nsight Compute capture per line of .carry/ncu-requests.txt
+# ("<bench-kernels filter regex> | <kernel name regex> | <note>"): the first matching launch of
+# `quench bench-kernels --filter F --iters 1`, full section set, printed as text.
+if [[ $modes == *" ncu "* ]] && [ -f .carry/ncu-requests.txt ] && command -v ncu >/dev/null; then
+  n=0
+  while IFS='|' read -r f k note; do
+    f=$(echo "$f" | sed 's/^ *//;s/ *$//'); k=$(echo "$k" | sed 's/^ *//;s/ *$//')
+    [ -z "$f" ] && continue; n=$((n + 1))
+    { echo "# request $n: filter '$f' kernel '$k' ($note)"
+      timeout 120 ncu --kernel-name "regex:$k" --launch-count 1 --set full --print-details all \
+        "$BIN/quench" bench-kernels --filter "$f" --iters 1 2>&1 | grep -vE '^==PROF==|^bench-kernels|^group '; } >$L/ncu-$n.txt
+    echo "ncu $n ($f | $k): $(grep -cE 'Duration|Stall' $L/ncu-$n.txt) lines of interest" | tee -a $S
+  done <.carry/ncu-requests.txt
 fi
 tar -C $L -czf "$OUT/gpu-run.tgz" .
 echo "================ summary ================"; cat $S
