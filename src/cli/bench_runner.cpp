@@ -51,6 +51,7 @@ struct Options {
   bool no_pdl = false;
   bool no_fp8_prefill = false;
   bool no_fused_decode_attention = false;
+  bool fold_decode_store = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -257,6 +258,7 @@ int run(const Options& o) {
     cuda_runner = r.get();
     if (o.no_graphs) r->set_use_cuda_graphs(false);
     if (o.no_fp8_prefill) r->set_fp8_prefill(false);
+    if (o.fold_decode_store) r->set_fold_decode_store(true);
     cuda::set_programmatic_dependent_launch(!o.no_pdl);
     if (o.no_fused_decode_attention) cuda::set_decode_attention_fused(false);
     weight_bytes = r->weight_bytes();
@@ -291,7 +293,8 @@ int run(const Options& o) {
                            {"copy_bandwidth_Bps", bandwidth}, {"bf16_peak_flops", peak},
                            {"kv_cache_dtype", o.kv_dtype}, {"cuda_graphs", !o.no_graphs}, {"pdl", !o.no_pdl},
                            {"fp8_prefill", !o.no_fp8_prefill},
-                           {"fused_decode_attention", !o.no_fused_decode_attention}};
+                           {"fused_decode_attention", !o.no_fused_decode_attention},
+                           {"fold_decode_store", o.fold_decode_store}};
   const double lin = linear_params(cfg);
   nlohmann::json profiles = nlohmann::json::array(), graph_profiles = nlohmann::json::array();
 
@@ -463,6 +466,9 @@ const bool registered = register_verb(
        app.add_flag("--no-fused-decode-attention", o->no_fused_decode_attention,
                     "decode steps: q/k norms + RoPE + KV store and paged attention as separate launches (split "
                     "partials + combine) instead of the single-launch cluster kernels");
+       app.add_flag("--fold-decode-store", o->fold_decode_store,
+                    "decode steps: fold the q/k norms, RoPE and KV store into the single-launch attention kernel "
+                    "(one launch per layer instead of two; off by default)");
        app.add_option("--out", o->out, "write the results as JSON");
        return [o] { return run(*o); };
      }});

@@ -456,8 +456,9 @@ void CudaModelRunner::launch(const StepLayout& SL) {
   auto input_norm = [&](size_t l) {
     return l < n_layers ? weights_.layers[l].input_norm.get<float>() : weights_.final_norm.get<float>();
   };
-  // One token per sequence (pure decode, as far as the fused decode kernels go): see the store below.
-  const bool fold_store = T == S && T <= 64 && decode_attention_fused();
+  // One token per sequence (pure decode, as far as the fused decode kernels go), when asked for
+  // (set_fold_decode_store): see the store below.
+  const bool fold_store = fold_decode_store_ && T == S && T <= 64 && decode_attention_fused();
   if (begin_op(StepOp::kEmbed))
     embed_rmsnorm(d_ids, T, weights_.embed.get<bf16>(), H, embed_scale_, x, input_norm(0), eps, hb, stream_);
   for (size_t l = 0; l < n_layers; ++l) {
@@ -472,8 +473,8 @@ void CudaModelRunner::launch(const StepLayout& SL) {
                           L.q_norm.get<float>(), L.k_norm.get<float>(), C.inv_freq.get<float>(), eps, meta, tables,
                           C.view, qb_.get<bf16>(), stream_);
     };
-    // Pure decode steps fold the q/k norms, RoPE and KV store into the attention launch
-    // (qkv_paged_attention_decode): then the store is part of the attention op (the profiles show
+    // With fold_store the q/k norms, RoPE and KV store go into the attention launch
+    // (qkv_paged_attention_decode): the store is then part of the attention op (the profiles show
     // no separate store), also when the fused kernel does not take the shape and the two calls
     // run in its place.
     if (begin_op(StepOp::kQkvNormRope) && !fold_store) store();

@@ -40,9 +40,9 @@ int require_cuda_device();
 enum class StepOp {
   kEmbed,        ///< embedding lookup (+ first input norm)
   kQkvProj,      ///< q/k/v projections
-  kQkvNormRope,  ///< q/k/v norms, RoPE, KV-cache store (prefill and mixed steps; in pure decode
-                 ///< steps of <= 64 rows folded into the attention launch and counted there)
-  kAttention,    ///< paged attention (+ the store in pure decode steps: qkv_paged_attention_decode)
+  kQkvNormRope,  ///< q/k/v norms, RoPE, KV-cache store (with set_fold_decode_store, pure decode
+                 ///< steps of <= 64 rows fold it into the attention launch, counted there)
+  kAttention,    ///< paged attention (+ the folded store: qkv_paged_attention_decode)
   kOProj,        ///< attention output projection
   kNorms,        ///< residual adds with post-norms (+ next pre-norm)
   kMlpGateUp,    ///< gate/up projections with GELU(gate) * up (LinearExecutor::run_gate_up_gelu)
@@ -169,6 +169,15 @@ class CudaModelRunner : public ModelRunner {
   }
   bool fp8_prefill() const { return fp8_prefill_; }
   static constexpr int kFp8MinRows = 128;
+  /// Pure decode steps (one token per sequence, <= 64 rows): fold the q/k norms, RoPE and KV store
+  /// into the attention launch (qkv_paged_attention_decode) instead of qkv_norm_rope_store +
+  /// paged_attention. Off by default: on the H200 (run 4) the folded kernel was slower than the two
+  /// launches at B = 1, 16 and 64.
+  void set_fold_decode_store(bool on) {
+    fold_decode_store_ = on;
+    clear_graphs();
+  }
+  bool fold_decode_store() const { return fold_decode_store_; }
   /// Rows per gate/up GEMM pair of the FP8 path (bounds its fp32 scratch).
   static constexpr int kFp8MlpChunkRows = 512;
   /// Graphs currently held (at most max_graphs(); the least recently used is dropped beyond).
@@ -316,6 +325,7 @@ class CudaModelRunner : public ModelRunner {
 
   // FP8 prefill (set_fp8_prefill): cuBLASLt, E4M3 activations [rows, max K], fp32 gate and up
   // [kFp8MlpChunkRows, I] each; sized in ensure_capacity (outside any capture).
+  bool fold_decode_store_ = false;  // set_fold_decode_store
   bool fp8_prefill_ = true;
   bool has_fp8_linears_ = false;  // some Linear is FP8 with an input_scale
   std::unique_ptr<Fp8Gemm> fp8_gemm_;
