@@ -136,7 +136,10 @@ std::vector<KernelCase> decode_cases(const LayerShape& L, bool fp8, int B, int c
     cuda::set_decode_attention_fused(true);
     out_cases.push_back({"attention",
                          fmt::format("decode {} {} B={} ctx={}{}", L.name, fp8 ? "fp8" : "bf16", B, ctx,
-                                     fused ? fmt::format(" S={}", cuda::decode_attention_last_splits())
+                                     fused ? fmt::format(" S={}{}", cuda::decode_attention_last_splits(),
+                                                         cuda::decode_attention_cluster_refusals().empty()
+                                                             ? std::string()
+                                                             : " (refused: " + cuda::decode_attention_cluster_refusals() + ")")
                                            : std::string(" split+combine")),
                          bytes, flops, us});
     if (!fused || B != 1 || fp8) continue;

@@ -179,7 +179,11 @@ TEST_P(DecodeAttentionTest, FusedAndSplitCombineMatchReference) {
       worst = std::max(worst, testing::rel_l2(out.data() + r * L.D, ref.data() + r * L.D, L.D));
     const double rel = testing::rel_l2(out.data(), ref.data(), n_out);
     std::printf("[ decode ] %s %s: rel L2 %.3e, worst row %.3e%s\n", dc.name, fused ? "fused" : "split+combine", rel,
-                worst, fused ? (" S=" + std::to_string(cuda::decode_attention_last_splits())).c_str() : "");
+                worst,
+                fused ? (" S=" + std::to_string(cuda::decode_attention_last_splits()) + " refused: [" +
+                         cuda::decode_attention_cluster_refusals() + "]")
+                            .c_str()
+                      : "");
     EXPECT_LT(rel, 1e-2) << (fused ? "fused" : "split+combine");
     EXPECT_LT(worst, 3e-2) << (fused ? "fused" : "split+combine") << ": worst row";
   }

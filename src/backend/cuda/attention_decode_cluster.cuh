@@ -143,6 +143,8 @@ void prepare_cluster_kernel(void (*kernel)(KArgs...), size_t smem) {
 int decode_cluster_cap();
 /// Records the split count (= cluster size) of the last fused decode launch (bench labels).
 void note_decode_splits(int splits);
+/// Records a cluster size the device refused and why (decode_attention_cluster_refusals).
+void note_decode_cluster_refused(int splits, cudaError_t err);
 
 /// Launches a fused decode kernel whose split count depends on the cluster size: `make(cap)`
 /// returns {splits, launch error} for a launch with at most `cap` splits per cluster. A launch
@@ -159,6 +161,7 @@ void launch_with_cluster_fallback(int& cap_seen, MakeLaunch&& make) {
       return;
     }
     if (splits <= 1) QUENCH_CUDA_CHECK(err);
+    note_decode_cluster_refused(splits, err);
     cap = splits / 2;
     cap_seen = std::min(cap_seen, cap);
   }

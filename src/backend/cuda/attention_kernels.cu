@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cfloat>
+#include <mutex>
 #include <string>
 #include <cuda_fp8.h>
 
@@ -327,6 +328,22 @@ int detail::decode_cluster_cap() {
   return cap > 0 ? std::min(cap, kMaxDecodeCluster) : kMaxDecodeCluster;
 }
 void detail::note_decode_splits(int splits) { g_last_splits.store(splits, std::memory_order_relaxed); }
+
+namespace {
+std::mutex g_refusals_mu;
+std::string g_refusals;
+}  // namespace
+
+void detail::note_decode_cluster_refused(int splits, cudaError_t err) {
+  std::lock_guard<std::mutex> lock(g_refusals_mu);
+  if (!g_refusals.empty()) g_refusals += "; ";
+  g_refusals += "cluster " + std::to_string(splits) + ": " + cudaGetErrorName(err);
+}
+
+std::string decode_attention_cluster_refusals() {
+  std::lock_guard<std::mutex> lock(g_refusals_mu);
+  return g_refusals;
+}
 
 bool qkv_paged_attention_decode(const float* q, const float* k, const float* v, int T, int Hq, int Hkv, int D,
                                 const float* q_norm, const float* k_norm, const float* inv_freq, float eps, int window,

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace quench::cuda {
 
@@ -165,6 +166,9 @@ bool decode_attention_fused();
 void set_decode_attention_max_cluster(int cap);
 /// The split count of the last single-launch decode launch in this process (0 before any).
 int decode_attention_last_splits();
+/// Cluster sizes the device refused for those launches so far, with the CUDA error names
+/// ("cluster 16: cudaErrorXxx; ..."); empty when none was refused.
+std::string decode_attention_cluster_refusals();
 
 /// qkv_norm_rope_store followed by paged_attention in one launch, for decode steps in which every
 /// token belongs to a different sequence (each token's new K/V row is written and read inside
