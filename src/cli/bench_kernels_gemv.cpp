@@ -115,21 +115,26 @@ struct Shape {
 struct KernelChoice {
   cuda::GemvKernel kernel;
   int ring_group_warps;  ///< 0: picked per launch
+  int register_blocks;   ///< NVFP4 register kernel: blocks per SM compiled for
   const char* name;
 };
-/// "regs": gemv_kernels.cu; "ring": gemv_ring.cu with its own warp grouping; "ring16": the ring
-/// with all 16 warps on one tile (every row read 2 KB at a time: DRAM locality experiment).
-constexpr KernelChoice kKernels[] = {{cuda::GemvKernel::kRegisters, 0, "regs"},
-                                     {cuda::GemvKernel::kRing, 0, "ring"},
-                                     {cuda::GemvKernel::kRing, 16, "ring16"}};
+/// "regs": gemv_kernels.cu; "regs3": the same at 3 blocks per SM for NVFP4 (same as regs for
+/// bf16/FP8); "ring": gemv_ring.cu with its own warp grouping; "ring16": the ring with all 16
+/// warps on one tile (every row read 2 KB at a time: a DRAM-locality experiment).
+constexpr KernelChoice kKernels[] = {{cuda::GemvKernel::kRegisters, 0, 2, "regs"},
+                                     {cuda::GemvKernel::kRegisters, 0, 3, "regs3"},
+                                     {cuda::GemvKernel::kRing, 0, 2, "ring"},
+                                     {cuda::GemvKernel::kRing, 16, 2, "ring16"}};
 
 /// median_kernel_us of `launch` with kernel `k` forced (kAuto restored afterwards).
 double time_with(const KernelChoice& k, const std::function<void()>& launch, const KernelBenchEnv& env) {
   cuda::set_gemv_kernel(k.kernel);
   cuda::set_gemv_ring_group_warps(k.ring_group_warps);
+  cuda::set_gemv_register_blocks(k.register_blocks);
   auto restore = [] {
     cuda::set_gemv_kernel(cuda::GemvKernel::kAuto);
     cuda::set_gemv_ring_group_warps(0);
+    cuda::set_gemv_register_blocks(2);
   };
   double us = 0;
   try {
@@ -181,7 +186,7 @@ std::vector<KernelCase> gemv_cases(const KernelBenchEnv& env) {
       for (int M : Ms)
         for (const KernelChoice& kc : kKernels) {
           const std::string name = fmt::format("{} {} N={} K={} M={} {}", fmt_name(f), s.what, s.N, s.K, M, kc.name);
-          if (!case_selected(name)) continue;
+          if (!case_selected(name) || (kc.register_blocks == 3 && f != F4)) continue;
           int i = 0;
           const double us = time_with(
               kc,
@@ -212,7 +217,7 @@ std::vector<KernelCase> gemv_cases(const KernelBenchEnv& env) {
       for (int M : Ms)
         for (const KernelChoice& kc : kKernels) {
           const std::string name = fmt::format("{} multi {} K=3840 M={} {}", fmt_name(f), q.what, M, kc.name);
-          if (!case_selected(name)) continue;
+          if (!case_selected(name) || kc.register_blocks == 3) continue;
           int i = 0;
           const double us = time_with(
               kc,
@@ -240,7 +245,7 @@ std::vector<KernelCase> gemv_cases(const KernelBenchEnv& env) {
     for (int M : Ms)
       for (const KernelChoice& kc : kKernels) {
         const std::string name = fmt::format("{} gate+up+gelu N={} K={} M={} {}", fmt_name(f), N, K, M, kc.name);
-        if (!case_selected(name)) continue;
+        if (!case_selected(name) || (kc.register_blocks == 3 && f != F4)) continue;
         int i = 0;
         const double us = time_with(
             kc,

@@ -304,6 +304,41 @@ TEST(GemvRing, EveryGroupWidth) {
   cuda::set_gemv_kernel(cuda::GemvKernel::kAuto);
 }
 
+/// The NVFP4 register kernel compiled for 3 blocks per SM (set_gemv_register_blocks): every tiling
+/// it picks (one / two tiles per block, 16- and 8-byte pieces), plain and gate/up.
+TEST(GemvRegisters, ThreeBlocksPerSmNvfp4) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  cuda::set_gemv_kernel(cuda::GemvKernel::kRegisters);
+  cuda::set_gemv_register_blocks(3);
+  for (const Shape& s : {Shape{3840, 4096, 1}, Shape{9000, 512, 8}, Shape{700, 400, 3}, Shape{130, 15360, 2}})
+    check_single_once(cuda::GemvFormat::kNVFP4, s);
+  for (int N : {200, 8500}) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE("gate/up N=" + std::to_string(N) + " seed=" + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int K = 1024, M = 4;
+    RandomWeight gate(cuda::GemvFormat::kNVFP4, N, K, rng), up(cuda::GemvFormat::kNVFP4, N, K, rng);
+    RandomInput x(M, K, rng);
+    const size_t n = static_cast<size_t>(M) * N;
+    const auto ref = gelu_mul_reference(reference(gate.wf, x.xf, N, K, M), reference(up.wf, x.xf, N, K, M));
+    cuda::DeviceBuffer act(n * 2);
+    testing::poison(act);
+    cuda::gemv_gate_up_gelu(gate.job(nullptr), up.job(nullptr), K, x.get(), M, act.get<cuda::bf16>(), nullptr);
+    QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+    const auto got = testing::to_host<uint16_t>(act, n);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const float v = bf16_to_f32(got[i]);
+      ASSERT_TRUE(std::isfinite(v)) << "act element " << i << " not written";
+      num += (v - ref[i]) * double(v - ref[i]);
+      den += double(ref[i]) * ref[i];
+    }
+    EXPECT_LT(std::sqrt(num / den), 1e-2);
+  }
+  cuda::set_gemv_register_blocks(2);
+  cuda::set_gemv_kernel(cuda::GemvKernel::kAuto);
+}
+
 /// Four jobs with row counts that are not multiples of 16 (tiles straddle jobs) on ring shapes.
 TEST(GemvRing, FourJobsStraddlingTiles) {
   QUENCH_SKIP_WITHOUT_GPU();

@@ -184,6 +184,14 @@ template <class F, int RT, int U, bool GATEUP>
 __global__ void __launch_bounds__(kThreads, 2) gemv_kernel_2blocks(const __grid_constant__ LaunchArgs L) {
   gemv_body<F, RT, U, GATEUP>(L);
 }
+/// NVFP4 at 3 blocks per SM (<= 80 registers; ptxas spills 4-28 bytes): 24 warps and 1.5x the
+/// loads in flight per SM (set_gemv_register_blocks(3); an experiment for bench-kernels).
+template <class F, int RT, int U, bool GATEUP>
+__global__ void __launch_bounds__(kThreads, 3) gemv_kernel_3blocks(const __grid_constant__ LaunchArgs L) {
+  gemv_body<F, RT, U, GATEUP>(L);
+}
+
+std::atomic<int> g_reg_blocks{2};  // set_gemv_register_blocks
 
 int sm_count() {
   static std::atomic<int> cached{0};
@@ -201,7 +209,12 @@ int sm_count() {
 /// flight), or 8 for bf16/FP8 launches with too few blocks to fill the SMs (fewer than 3 per SM).
 template <class F, int RT, bool GATEUP, int U = (RT >= 4 ? 1 : 4 / RT)>
 void launch(LaunchArgs& a, int blocks, cudaStream_t stream) {
-  if constexpr (F::kWideRegs || RT * U > 4)
+  if constexpr (F::kWideRegs) {
+    if (g_reg_blocks.load(std::memory_order_relaxed) == 3)
+      gemv_kernel_3blocks<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
+    else
+      gemv_kernel_2blocks<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
+  } else if constexpr (RT * U > 4)
     gemv_kernel_2blocks<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
   else
     gemv_kernel<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
@@ -319,6 +332,11 @@ void dispatch_format(GemvFormat f, int K, LaunchArgs& a, cudaStream_t stream) {
 }  // namespace
 
 void set_gemv_kernel(GemvKernel k) { g_kernel.store(k); }
+void set_gemv_register_blocks(int blocks) {
+  if (blocks != 2 && blocks != 3)
+    throw InvalidArgument("set_gemv_register_blocks: " + std::to_string(blocks) + "; expected 2 or 3");
+  g_reg_blocks.store(blocks);
+}
 GemvKernel gemv_kernel() { return g_kernel.load(std::memory_order_relaxed); }
 
 void gemv_multi(const GemvJob* jobs, int njobs, int K, const bf16* x, int M, cudaStream_t stream) {
