@@ -12,6 +12,10 @@
 // padded to decode_batch_bucket(n) with rows that write only the reserved scratch KV block, so a
 // serving engine whose batch size changes every step replays a few graphs instead of capturing
 // new ones; a layout is run eagerly the first time it is seen and captured the second time.
+//
+// Also here: FP8 checkpoints prefill with FP8 activations on the FP8 tensor cores
+// (cuda_runner_fp8.cpp); profile_graph, the graph-mode breakdown of a decode step by subtraction
+// (cuda_runner_profile.cpp); device sampling (cuda_runner_sampling.cpp).
 #pragma once
 
 #include <map>
@@ -240,8 +244,11 @@ class CudaModelRunner : public ModelRunner {
   }
   /// fp8_x_ = E4M3 of x bf16 [M, K] with `scale` (skipped when it already holds exactly that).
   void fp8_quantize(const bf16* x, int M, int K, float scale);
-  /// y = x · Wᵀ: the FP8 path when use_fp8(W, M), else linear_.run.
+  /// y = x · Wᵀ: the FP8 path when use_fp8(W, M), else linear_.run (cuda_runner_fp8.cpp).
   void linear(const DeviceLinear& W, const bf16* x, int M, float* y);
+  /// The FP8 path of attention_in_proj / mlp_gate_up (every Linear of the group use_fp8).
+  void fp8_attention_in_proj(const DeviceLayer& L, int T);
+  void fp8_gate_up_gelu(const DeviceLayer& L, int T);
   /// Sizes the step buffers for T token rows, block tables max_blocks wide, n_logits rows and
   /// contexts up to max_context; capacities grow geometrically, and any reallocation drops the
   /// captured graphs (they hold the old addresses).
