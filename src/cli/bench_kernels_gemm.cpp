@@ -53,9 +53,13 @@ const char* format_name(WeightFormat f) {
   return f == WeightFormat::kNVFP4 ? "nvfp4" : f == WeightFormat::kFP8 ? "fp8" : "bf16";
 }
 
-/// "MTxNTxSTAGES/SPLITS rSUBwWARPS", "x" appended for x permuted in shared memory (xperm).
+/// "MTxNTxSTAGES/SPLITS rSUBwWARPS", then "x" for x permuted in shared memory (xperm), "bN" for
+/// registers capped for N blocks per SM, "kN" for N warps along K (mma_gemm.h).
 std::string tiling_name(const cuda::MmaGemmTiling& t, int splits) {
-  return fmt::format("{}x{}x{}/{} r{}w{}{}", t.mt, t.nt, t.stages, splits, t.sub, t.warps, t.xperm ? "x" : "");
+  std::string s = fmt::format("{}x{}x{}/{} r{}w{}{}", t.mt, t.nt, t.stages, splits, t.sub, t.warps, t.xperm ? "x" : "");
+  if (t.min_blocks > 0) s += fmt::format("b{}", t.min_blocks);
+  if (t.wk > 1) s += fmt::format("k{}", t.wk);
+  return s;
 }
 
 struct Shape {

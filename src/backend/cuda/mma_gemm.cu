@@ -44,7 +44,11 @@ enum class Fmt { kBf16, kFp8, kFp4 };
 /// WARPS warps per block, MT tiles of 16 W rows per warp, NT tiles of 8 tokens per block, and
 /// chunks of SUB × 64 contiguous bytes per W row (longer runs per row keep DRAM pages open).
 /// MINB blocks per SM is the occupancy the register budget is capped for (__launch_bounds__).
-template <Fmt F_, int MT_, int NT_, int SUB_, int WARPS_, bool XP_ = false>
+/// WK > 1 splits each chunk along K inside the block: warp w = wk·WR + wr (WR = WARPS / WK warps
+/// along rows) owns the MT tiles of row group wr and only sub-chunk wk (SUB == WK), so a block
+/// streams SUB × 64 contiguous bytes per row with WR·MT·16 rows; the WK partial sums are added in
+/// shared memory before the epilogue.
+template <Fmt F_, int MT_, int NT_, int SUB_, int WARPS_, bool XP_ = false, int MINB_ = 0, int WK_ = 1>
 struct Tile {
   static constexpr Fmt F = F_;
   /// x units are permuted in shared memory once per chunk (permute_x) into the k order of the
@@ -53,12 +57,15 @@ struct Tile {
   static constexpr bool XP = XP_ && F_ != Fmt::kBf16;
   static constexpr int MT = MT_, NT = NT_, SUB = SUB_;
   static constexpr int kWarps = WARPS_, kThreads = WARPS_ * 32;
-  /// 8-warp blocks: two per SM (<= 128 registers), 4-warp blocks: three (<= 168).
-  static constexpr int kMinBlocks = WARPS_ >= 8 ? 2 : 3;
+  static constexpr int WK = WK_, WR = WARPS_ / WK_;
+  static_assert(WK_ == 1 || (SUB_ == WK_ && WARPS_ % WK_ == 0), "K-split warps own one sub-chunk each");
+  /// Blocks per SM the registers are capped for: MINB, or by default two 8-warp blocks (<= 128
+  /// registers) / three 4-warp blocks (<= 168).
+  static constexpr int kMinBlocks = MINB_ > 0 ? MINB_ : WARPS_ >= 8 ? 2 : 3;
   static constexpr int KS = F == Fmt::kFp4 ? 128 : F == Fmt::kFp8 ? 64 : 32;  ///< k per 64-byte sub-chunk
   static constexpr int KC = KS * SUB;          ///< k per chunk
   static constexpr int U = KS / 32;            ///< 16-byte x units per thread per token per sub-chunk
-  static constexpr int BR = kWarps * MT * 16;  ///< W rows per block
+  static constexpr int BR = WR * MT * 16;      ///< W rows per block
   static constexpr int BT = NT * 8;            ///< tokens per block
   static constexpr int kWBytes = BR * 64 * SUB;
   static constexpr int kScBytes = F == Fmt::kFp4 ? BR * 8 * SUB : 0;
@@ -72,6 +79,11 @@ struct Tile {
   static constexpr int kRedBytes = kThreads * MT * NT * 16;  ///< accumulators for the cluster reduce
   template <int S>
   static constexpr int smem() { return S * kStage > kRedBytes ? S * kStage : kRedBytes; }
+  /// Byte offset in a stage's W tile of the 512 bytes (one 16-byte piece per lane: rows g or
+  /// g+8 of the tile) of tile mt, half h, sub-chunk sub of warp `warp`.
+  static __device__ __forceinline__ int w_off(int warp, int sub, int mt, int h) {
+    return WK == 1 ? (((sub * kWarps + warp) * MT + mt) * 2 + h) * 512 : ((warp * MT + mt) * 2 + h) * 512;
+  }
   /// Byte offset in a stage's x tile of 16-byte unit `slot` of token `t`.
   static __device__ __forceinline__ int x_off(int t, int slot) {
     return t * kXRow + (kXSwizzle ? (slot ^ ((t & 1) << 2)) : slot) * 16;
@@ -203,7 +215,7 @@ struct LoadCtx {
 template <class T>
 __device__ __forceinline__ LoadCtx<T> make_load_ctx(const Params& p, const Job& jb, int row0, int tok0) {
   constexpr int MT = T::MT;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+  const int warp = (threadIdx.x / 32) % T::WR, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
   LoadCtx<T> c;
   const int wr0 = min(row0 + warp * MT * 16 + g, jb.N - 1);
   c.w = jb.w + static_cast<size_t>(wr0) * p.row_bytes + tig * 16;
@@ -239,17 +251,19 @@ __device__ __forceinline__ void load_chunk_w(const Params& p, const Job& jb, con
                                              int chunk) {
   constexpr int MT = T::MT, SUB = T::SUB;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, tig = lane % 4;
+  const int wr = warp % T::WR, wk = warp / T::WR;
   // W: each lane its own 16 bytes of rows g and g+8 of each of its tiles, per 64-byte sub-chunk;
   // a row's SUB sub-chunks are contiguous in memory.
 #pragma unroll
-  for (int sub = 0; sub < SUB; ++sub)
+  for (int sub = 0; sub < SUB; ++sub) {
+    if (T::WK > 1 && sub != wk) continue;  // K-split: this warp's sub-chunk only
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int off = (chunk * SUB + sub) * 64;
         const uint8_t* src = c.w + c.woff[mt][h] + off;
-        uint8_t* dst = st + (((sub * T::kWarps + warp) * MT + mt) * 2 + h) * 512 + lane * 16;
+        uint8_t* dst = st + T::w_off(warp, sub, mt, h) + lane * 16;
         if constexpr (FULL) {
           cp_async16(dst, src, 16);
         } else {
@@ -264,6 +278,7 @@ __device__ __forceinline__ void load_chunk_w(const Params& p, const Job& jb, con
         }
       }
     }
+  }
   if constexpr (T::F == Fmt::kFp4) {
     // Block scales: 16 rows × 8·SUB bytes per tile; lane copies 4-byte pieces of row lane/2.
     const int sc_row = p.K / 16;
@@ -271,10 +286,11 @@ __device__ __forceinline__ void load_chunk_w(const Params& p, const Job& jb, con
     for (int piece = 0; piece < SUB; ++piece)
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt) {
+        if (T::WK > 1 && piece != wk) continue;
         const int r = lane / 2, part = piece * 2 + lane % 2;
         const int off = chunk * 8 * SUB + piece * 8;  // + (lane % 2) * 4 inside c.sc
         const uint8_t* src = c.sc + c.scoff[mt] + off;
-        uint8_t* dst = st + T::kWBytes + ((warp * MT + mt) * 16 + r) * 8 * SUB + part * 4;
+        uint8_t* dst = st + T::kWBytes + ((wr * MT + mt) * 16 + r) * 8 * SUB + part * 4;
         if constexpr (FULL) {
           cp_async4(dst, src, 4);
         } else if (p.sc_aligned4) {
@@ -380,13 +396,13 @@ __device__ __forceinline__ void compute_sub(const uint8_t* st, int sub, const XL
   constexpr Fmt F = T::F;
   constexpr int MT = T::MT, NT = T::NT;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+  const int wr = warp % T::WR;
   uint4 wv[MT][2];
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int h = 0; h < 2; ++h)
-      wv[mt][h] = *reinterpret_cast<const uint4*>(st + (((sub * T::kWarps + warp) * MT + mt) * 2 + h) * 512 +
-                                                  lane * 16);
+      wv[mt][h] = *reinterpret_cast<const uint4*>(st + T::w_off(warp, sub, mt, h) + lane * 16);
 
   // NVFP4: scales of blocks 2tig, 2tig+1 of rows g, g+8 as bf16 pairs {s·2^118, s·2^118}.
   uint32_t sc[MT][2][2];
@@ -396,7 +412,7 @@ __device__ __forceinline__ void compute_sub(const uint8_t* st, int sub, const XL
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const uint16_t s2 = *reinterpret_cast<const uint16_t*>(
-            st + T::kWBytes + ((warp * MT + mt) * 16 + g + 8 * h) * 8 * T::SUB + sub * 8 + tig * 2);
+            st + T::kWBytes + ((wr * MT + mt) * 16 + g + 8 * h) * 8 * T::SUB + sub * 8 + tig * 2);
         // E4M3 pair -> half2 (exact, one cvt) -> fp32 × 2^118 (exact) -> bf16 pair {s, s}.
         const __half2_raw hr = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(s2), __NV_E4M3);
         const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&hr));
@@ -487,8 +503,10 @@ __device__ __forceinline__ void compute_sub(const uint8_t* st, int sub, const XL
 template <class T>
 __device__ __forceinline__ void compute_chunk(const uint8_t* st, const XLane& xl, const UnpackMul& m,
                                               float (&acc)[T::MT][T::NT][4]) {
+  const int wk = static_cast<int>(threadIdx.x / 32) / T::WR;
 #pragma unroll
-  for (int sub = 0; sub < T::SUB; ++sub) compute_sub<T>(st, sub, xl, m, acc);
+  for (int sub = 0; sub < T::SUB; ++sub)
+    if (T::WK == 1 || sub == wk) compute_sub<T>(st, sub, xl, m, acc);
 }
 
 // ---- the kernel ---------------------------------------------------------------------------
@@ -571,6 +589,38 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_gemm_kernel(co
   pdl_launch_dependents();  // the next kernel may be scheduled; it waits for our completion
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+  if constexpr (T::WK > 1) {
+    // K-split warps: the WK partial sums of row group wr are added into warp wr (wk = 0), which
+    // then stands for the group below (warps wr < WR hold the block's result).
+    constexpr int kF4 = MT * NT;
+    __syncthreads();  // the pipeline's shared memory is free
+    float4* red = reinterpret_cast<float4*>(smem);
+    if (warp >= T::WR) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+          red[threadIdx.x * kF4 + mt * NT + j] =
+              make_float4(acc[mt][j][0], acc[mt][j][1], acc[mt][j][2], acc[mt][j][3]);
+    }
+    __syncthreads();
+    if (warp < T::WR) {
+#pragma unroll
+      for (int w = 1; w < T::WK; ++w)
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+          for (int j = 0; j < NT; ++j) {
+            const float4 v = red[((w * T::WR + warp) * 32 + lane) * kF4 + mt * NT + j];
+            acc[mt][j][0] += v.x;
+            acc[mt][j][1] += v.y;
+            acc[mt][j][2] += v.z;
+            acc[mt][j][3] += v.w;
+          }
+    }
+    // The cluster path's first barrier orders these reads before red is overwritten.
+    if (!(p.splits > 1 && p.cluster_reduce)) __syncthreads();
+  }
   if (p.splits > 1 && p.cluster_reduce) {
     // Split-K inside a thread-block cluster: every block parks its accumulators in its own shared
     // memory; block `rank` sums its slice of the tile over the cluster's blocks (distributed
@@ -585,8 +635,8 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_gemm_kernel(co
 #pragma unroll
       for (int j = 0; j < NT; ++j)
         red[threadIdx.x * kF4 + mt * NT + j] = make_float4(acc[mt][j][0], acc[mt][j][1], acc[mt][j][2], acc[mt][j][3]);
-    cluster.sync();
-    constexpr int kTotal = kThreads * kF4;
+    cluster.sync();  // (threads of warps >= WR wrote slots past kTotal: never read)
+    constexpr int kTotal = T::WR * 32 * kF4;  // threads of warps wr < WR hold the block's result
     const int per = (kTotal + p.splits - 1) / p.splits;
     const int e_end = min(kTotal, (split + 1) * per);
     for (int e = split * per + threadIdx.x; e < e_end; e += kThreads) {
@@ -612,6 +662,7 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_gemm_kernel(co
     cluster.sync();  // keep this block's shared memory alive until the cluster has read it
     return;
   }
+  if (warp >= T::WR) return;  // K-split warps: their sums are in warp wr < WR
   float* out = p.splits > 1 ? jb.partial + static_cast<size_t>(split) * p.M * jb.N : jb.y;
   const float scale = p.splits > 1 ? 1.0f : jb.out_scale;
 #pragma unroll
@@ -642,11 +693,17 @@ __global__ void splitk_reduce_kernel(const float* __restrict__ partial, int spli
 /// 64-byte sub-chunks per row per chunk, WARPS warps per block.
 struct Variant {
   int mt, nt, stages, sub, warps;
-  bool xperm;  ///< x permuted once per chunk in shared memory (Tile::XP)
+  bool xperm;    ///< x permuted once per chunk in shared memory (Tile::XP)
+  int min_blocks;  ///< register cap for this many blocks per SM (0: Tile's default)
+  int wk;          ///< warps along K inside the block (Tile::WK)
+  constexpr int rows() const { return warps / wk * mt * 16; }  ///< W rows per block
 };
-constexpr Variant kVariants[] = {{2, 2, 4, 1, 8, false}, {1, 2, 4, 2, 8, false}, {2, 4, 4, 1, 8, false},
-                                 {1, 4, 4, 2, 8, false}, {2, 8, 3, 1, 8, false}, {1, 8, 3, 2, 8, false},
-                                 {2, 4, 4, 1, 8, true},  {2, 8, 3, 1, 8, true}};
+constexpr Variant kVariants[] = {
+    {2, 2, 4, 1, 8, false, 0, 1}, {1, 2, 4, 2, 8, false, 0, 1},  {2, 4, 4, 1, 8, false, 0, 1},
+    {1, 4, 4, 2, 8, false, 0, 1}, {2, 8, 3, 1, 8, false, 0, 1},  {1, 8, 3, 2, 8, false, 0, 1},
+    {2, 4, 4, 1, 8, true, 0, 1},  {2, 8, 3, 1, 8, true, 0, 1},   {2, 2, 4, 1, 4, false, 4, 1},
+    {2, 2, 6, 1, 8, false, 1, 1}, {2, 2, 4, 1, 16, false, 1, 1}, {2, 2, 3, 4, 8, false, 0, 4},
+    {2, 2, 4, 2, 8, false, 0, 2}, {2, 4, 3, 2, 8, true, 0, 2}};
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
 /// Split-K parts reduced inside one thread-block cluster at most (the portable cluster size).
@@ -675,12 +732,12 @@ int k_per_sub(WeightFormat f) { return f == WeightFormat::kNVFP4 ? 128 : f == We
 /// Blocks of variant `v` that fit on one SM: the register cap of __launch_bounds__ (Tile::
 /// kMinBlocks) or the shared memory (Tile::smem, 228 KB per SM, 1 KB reserved per block).
 int blocks_per_sm(WeightFormat f, const Variant& v) {
-  const int br = v.warps * v.mt * 16, bt = v.nt * 8;
+  const int br = v.rows(), bt = v.nt * 8;
   const int u = k_per_sub(f) / 32;
   const int stage = br * 64 * v.sub + (f == WeightFormat::kNVFP4 ? br * 8 * v.sub : 0) + bt * u * 64 * v.sub;
   const int smem = std::max(v.stages * stage, v.warps * 32 * v.mt * v.nt * 16);
   const int by_smem = (228 * 1024) / (smem + 1024);
-  return std::max(1, std::min(v.warps >= 8 ? 2 : 3, by_smem));
+  return std::max(1, std::min(v.min_blocks > 0 ? v.min_blocks : v.warps >= 8 ? 2 : 3, by_smem));
 }
 
 /// Sum of the row blocks of `n` weights for row tiles of `br` rows.
@@ -690,19 +747,23 @@ long long total_row_blocks(const GemmWeight* W, int n, int br) {
   return rb;
 }
 
-/// Default variant by format, M and the rows of the call. 8-warp blocks, two per SM (16 warps:
-/// run 2's 4-warp blocks at 146-175 registers left ~2 warps per scheduler, too few to hide the
-/// dequantization's dependency chains). 256-row blocks (2 tiles per warp: every x fragment feeds
-/// two W tiles, and x is re-read from L2 once per 256 rows) where the rows fill the GPU with <= 8
-/// split-K parts (gate/up, q/k/v groups); 128-row blocks otherwise (down, o). bf16 takes 128-byte
-/// runs per row at M <= 32 (run 2: 64-byte runs held it to 2.2 TB/s).
+/// Default variant by format, M and the rows of the call, the fastest of the H200 sweep of run 4
+/// (bench-kernels "gemm", f4c1d13, CUDA-graph timing; NVFP4 15360x3840 / 3840x15360):
+///   M <= 16: 2x2x4 r1w8 (256-row blocks, 2 per SM): 23.5 / 23.3 us (1x2x4 r2w8: 27.9 / 27.8);
+///   M <= 32: 2x4x4 r1w8 xperm: 35.9 / 34.4 us (others within 0.5 us);
+///   M <= 64: 2x8x3 r1w8 xperm: 58.4 / 52.5 us (without xperm 61.1 / 51.6);
+///   M <= 128: 2x4x4 xperm where rows fill the GPU with 256-row blocks (15360: 91.2 us, 4 token
+///   tiles) else 2x8x3 xperm (3840: 86.3 us).
+/// FP8 the same (M=16 27.7 us, M=64 48.9 us with 2x8x3 xperm). bf16 (LinearExecutor keeps it on
+/// cuBLAS): 128-byte runs per row, 1x2x4 r2w8 up to M = 16 (15360x3840: 33.9 us), 1x4x4 r2w8 above
+/// (M=64: 51.1 us; 64-byte runs 60 us).
 int default_variant(const GemmWeight* W, int n, int M) {
-  const long long rb256 = total_row_blocks(W, n, 256);
-  const bool big = rb256 * kMaxClusterSplits >= 2LL * sm_count() * 8 / 10;
-  const bool bf16 = W[0].format == WeightFormat::kBF16;
-  if (M <= 16) return big && !bf16 ? 0 : 1;
-  if (M <= 32) return big && !bf16 ? 2 : 3;
-  return big || !bf16 ? 4 : 5;
+  if (W[0].format == WeightFormat::kBF16) return M <= 16 ? 1 : 3;
+  if (M <= 16) return 0;
+  if (M <= 32) return 6;
+  if (M <= 64) return 7;
+  const bool big = total_row_blocks(W, n, 256) * kMaxClusterSplits >= 2LL * sm_count() * 8 / 10;
+  return big ? 6 : 7;
 }
 
 /// Grid of a call. `splits` > 0 forces the split count along K; 0 doubles it until the grid
@@ -714,7 +775,7 @@ Plan make_plan(const GemmWeight* W, int n, int M, int variant, int splits) {
   Plan pl;
   pl.variant = variant;
   const Variant& v = kVariants[variant];
-  const int br = v.warps * v.mt * 16;
+  const int br = v.rows();
   pl.row_blocks = static_cast<int>(total_row_blocks(W, n, br));
   pl.token_tiles = (M + v.nt * 8 - 1) / (v.nt * 8);
   const int kc = k_per_sub(W[0].format) * v.sub;
@@ -738,17 +799,20 @@ Plan make_plan(const GemmWeight* W, int n, int M, int variant, int splits) {
 int find_variant(const MmaGemmTiling& t) {
   for (int i = 0; i < kNumVariants; ++i)
     if (kVariants[i].mt == t.mt && kVariants[i].nt == t.nt && kVariants[i].stages == t.stages &&
-        kVariants[i].sub == t.sub && kVariants[i].warps == t.warps && kVariants[i].xperm == t.xperm)
+        kVariants[i].sub == t.sub && kVariants[i].warps == t.warps && kVariants[i].xperm == t.xperm &&
+        kVariants[i].min_blocks == t.min_blocks && kVariants[i].wk == std::max(1, t.wk))
       return i;
   throw InvalidArgument("mma_gemm: no compiled variant with mt=" + std::to_string(t.mt) + " nt=" +
                         std::to_string(t.nt) + " stages=" + std::to_string(t.stages) + " sub=" +
                         std::to_string(t.sub) + " warps=" + std::to_string(t.warps) +
-                        " xperm=" + std::to_string(t.xperm) + " (see mma_gemm_tilings)");
+                        " xperm=" + std::to_string(t.xperm) + " min_blocks=" + std::to_string(t.min_blocks) +
+                        " wk=" + std::to_string(t.wk) +
+                        " (see mma_gemm_tilings)");
 }
 
-template <Fmt F, int MT, int NT, int S, int SUB, int WARPS, bool XP = false>
+template <Fmt F, int MT, int NT, int S, int SUB, int WARPS, bool XP = false, int MINB = 0, int WK = 1>
 void launch_variant(const Params& p, const Plan& pl, cudaStream_t stream) {
-  using T = Tile<F, MT, NT, SUB, WARPS, XP>;
+  using T = Tile<F, MT, NT, SUB, WARPS, XP, MINB, WK>;
   constexpr int smem = T::template smem<S>();
   static_assert(smem <= 227 * 1024, "shared memory of a variant exceeds the sm_90 limit");
   auto* kernel = mma_gemm_kernel<T, S>;
@@ -788,7 +852,7 @@ void launch_variant(const Params& p, const Plan& pl, cudaStream_t stream) {
 
 template <Fmt F>
 void launch_format(const Params& p, const Plan& pl, cudaStream_t stream) {
-  static_assert(kNumVariants == 8, "one case per entry of kVariants");
+  static_assert(kNumVariants == 14, "one case per entry of kVariants");
   switch (pl.variant) {
     case 0: launch_variant<F, 2, 2, 4, 1, 8>(p, pl, stream); break;
     case 1: launch_variant<F, 1, 2, 4, 2, 8>(p, pl, stream); break;
@@ -797,7 +861,13 @@ void launch_format(const Params& p, const Plan& pl, cudaStream_t stream) {
     case 4: launch_variant<F, 2, 8, 3, 1, 8>(p, pl, stream); break;
     case 5: launch_variant<F, 1, 8, 3, 2, 8>(p, pl, stream); break;
     case 6: launch_variant<F, 2, 4, 4, 1, 8, true>(p, pl, stream); break;
-    default: launch_variant<F, 2, 8, 3, 1, 8, true>(p, pl, stream); break;
+    case 7: launch_variant<F, 2, 8, 3, 1, 8, true>(p, pl, stream); break;
+    case 8: launch_variant<F, 2, 2, 4, 1, 4, false, 4>(p, pl, stream); break;
+    case 9: launch_variant<F, 2, 2, 6, 1, 8, false, 1>(p, pl, stream); break;
+    case 10: launch_variant<F, 2, 2, 4, 1, 16, false, 1>(p, pl, stream); break;
+    case 11: launch_variant<F, 2, 2, 3, 4, 8, false, 0, 4>(p, pl, stream); break;
+    case 12: launch_variant<F, 2, 2, 4, 2, 8, false, 0, 2>(p, pl, stream); break;
+    default: launch_variant<F, 2, 4, 3, 2, 8, true, 0, 2>(p, pl, stream); break;
   }
 }
 
@@ -827,7 +897,7 @@ void run_plan(const GemmWeight* W, float* const* y, int n, const Plan& pl, const
     throw InvalidArgument("mma_gemm: workspace of " + std::to_string(workspace_bytes) + " bytes, needs " +
                           std::to_string(pl.workspace) + " (mma_gemm_workspace_bytes)");
   const WeightFormat f = W[0].format;
-  const int br = kVariants[pl.variant].warps * kVariants[pl.variant].mt * 16;
+  const int br = kVariants[pl.variant].rows();
   Params p{};
   p.njobs = n;
   p.x = x;
@@ -885,7 +955,8 @@ GemmWeight gemm_weight(const DeviceLinear& W) {
 
 std::vector<MmaGemmTiling> mma_gemm_tilings() {
   std::vector<MmaGemmTiling> out;
-  for (const Variant& v : kVariants) out.push_back({v.mt, v.nt, v.stages, 0, v.sub, v.warps, v.xperm});
+  for (const Variant& v : kVariants)
+    out.push_back({v.mt, v.nt, v.stages, 0, v.sub, v.warps, v.xperm, v.min_blocks, v.wk});
   return out;
 }
 
@@ -894,7 +965,7 @@ MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M) { return mma_gemm_mult
 MmaGemmTiling mma_gemm_multi_tiling(const GemmWeight* W, int n, int M) {
   const int v = default_variant(W, n, M);
   const Variant& k = kVariants[v];
-  return {k.mt, k.nt, k.stages, make_plan(W, n, M, v, 0).splits, k.sub, k.warps, k.xperm};
+  return {k.mt, k.nt, k.stages, make_plan(W, n, M, v, 0).splits, k.sub, k.warps, k.xperm, k.min_blocks, k.wk};
 }
 
 MmaGemmTiling mma_gemm_tiling(const GemmWeight& W, int M, const MmaGemmTiling& t) {

@@ -66,11 +66,15 @@ void mma_gemm(const DeviceLinear& W, const bf16* x, int M, float* y, void* works
 /// One kernel configuration: `mt` tiles of 16 W rows per warp, `nt` tiles of 8 tokens per block,
 /// `stages` cp.async pipeline stages, `splits` parts along K (0 = automatic), `sub` 64-byte pieces
 /// of each W row per chunk, `warps` per block, `xperm`: x permuted into the unpack's k order once
-/// per chunk in shared memory (FP8/NVFP4) instead of by every warp. For tuning sweeps
-/// (bench-kernels "gemm") and tests; mma_gemm picks its own by M.
+/// per chunk in shared memory (FP8/NVFP4) instead of by every warp, `min_blocks`: registers
+/// capped for this many blocks per SM (0: two 8-warp / three 4-warp blocks), `wk`: warps along K
+/// inside a block (each owns one of the `sub` = wk sub-chunks; a block then holds warps / wk · mt
+/// · 16 rows). For tuning sweeps (bench-kernels "gemm") and tests; mma_gemm picks its own by M.
 struct MmaGemmTiling {
   int mt = 0, nt = 0, stages = 0, splits = 0, sub = 1, warps = 4;
   bool xperm = false;
+  int min_blocks = 0;
+  int wk = 1;
 };
 /// The compiled configurations (splits = 0).
 std::vector<MmaGemmTiling> mma_gemm_tilings();
