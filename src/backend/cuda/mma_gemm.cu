@@ -987,11 +987,13 @@ size_t mma_gemm_multi_workspace_bytes(const GemmWeight* W, int n, int M) {
   return make_plan(W, n, M, default_variant(W, n, M), 0).workspace;
 }
 
-// Crossover from the H200 bench-kernels runs 1 and 2 (group "gemm"): NVFP4 15360x3840 M=64
-// 64 us here vs 118 us dequantize + cuBLAS, M=128 114 vs 119 us, M=2048 1591 vs 403 us; FP8 M=64
-// 65 vs 108 us, M=128 108 vs 109 us; bf16: cuBLAS on the stored weight is faster at every M
-// (15360x3840 M=16: 31.6 vs 41.9 us; q/k/v 4096+2048+2048 in one launch here 31.9 us vs 29.4 us
-// for three cuBLAS calls). So the quantized formats up to M = 128 (every decode batch), bf16 never.
+// Crossover from the H200 bench-kernels runs (group "gemm"). Run 4 (f4c1d13): NVFP4 15360x3840
+// M=16 23.5 us here vs 111 us dequantize + cuBLAS, M=64 58.4 vs 112.6, M=128 91.2 vs 113.5, M=2048
+// 1047 vs 429; FP8 M=64 48.9 vs 83.6, M=128 90.1 vs 84.8 (3840x15360: 77.9 vs 89.2); bf16: cuBLAS
+// on the stored weight ties or wins at every M (15360x3840 M=16 33.9 vs 30.4 us; q/k/v 4096+2048+
+// 2048 in one launch M=16 30.7 vs 31.1 us for three cuBLAS calls, M=64 47.6 vs 29.4; o 3840x4096
+// M=16 12.0 vs 12.4, M=64 20.1 vs 10.9). So the quantized formats up to M = 128 (every decode
+// batch), bf16 never.
 bool mma_gemm_preferred(const GemmWeight& W, int M) {
   if (W.K % 16 || M <= 0) return false;
   switch (W.format) {
