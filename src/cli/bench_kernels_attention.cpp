@@ -21,6 +21,8 @@
 #include <numeric>
 #include <string>
 #include <random>
+#include <regex>
+#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -77,7 +79,17 @@ int bucket_blocks(int blocks) {
 /// Decode: B sequences at context `ctx`, one query each (position ctx - 1): the single-launch
 /// kernels (set_decode_attention_fused(true), the default) and, on the same buffers, the previous
 /// split + combine path ("split+combine").
+/// QUENCH_BENCH_CASE (a regular expression searched in "decode <layer> <kv> B=<b> ctx=<c>" or
+/// "prefill <layer> <kv> T=<t>") keeps only the matching shapes (for ncu captures).
+bool wanted(const std::string& base) {
+  static const char* env = std::getenv("QUENCH_BENCH_CASE");
+  if (env == nullptr || *env == '\0') return true;
+  static const std::regex re(env);
+  return std::regex_search(base, re);
+}
+
 std::vector<KernelCase> decode_cases(const LayerShape& L, bool fp8, int B, int ctx, const KernelBenchEnv& env) {
+  if (!wanted(fmt::format("decode {} {} B={} ctx={}", L.name, fp8 ? "fp8" : "bf16", B, ctx))) return {};
   const size_t elem = fp8 ? 1 : 2;
   const size_t block_bytes = static_cast<size_t>(kBlock) * L.Hkv * L.D * elem;
   const int nb = (ctx + kBlock - 1) / kBlock;
@@ -255,6 +267,7 @@ std::vector<KernelCase> attention_cases(const KernelBenchEnv& env) {
         const std::vector<KernelCase> g = decode_cases(kGlobal, fp8, B, ctx, env);
         out.insert(out.end(), s.begin(), s.end());
         out.insert(out.end(), g.begin(), g.end());
+        if (s.size() != g.size()) continue;  // one shape filtered out (QUENCH_BENCH_CASE)
         // The 12B's attention share of one decode step: 40 sliding + 8 global layers (attention
         // alone: fused / split+combine; with q/k/v post-processing: 2 launches / folded). Lines
         // are paired by position: decode_cases returns the same kinds in the same order.
@@ -269,6 +282,9 @@ std::vector<KernelCase> attention_cases(const KernelBenchEnv& env) {
         }
       }
   for (const bool fp8 : {false, true}) {
+    if (!wanted(fmt::format("prefill sliding {} T=2048", fp8 ? "fp8" : "bf16")) ||
+        !wanted(fmt::format("prefill global {} T=2048", fp8 ? "fp8" : "bf16")))
+      continue;
     const KernelCase s = prefill_case(kSliding, fp8, 2048, env), g = prefill_case(kGlobal, fp8, 2048, env);
     out.push_back(s);
     out.push_back(g);
