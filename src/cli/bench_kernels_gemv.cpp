@@ -134,7 +134,7 @@ double time_with(const KernelChoice& k, const std::function<void()>& launch, con
   auto restore = [] {
     cuda::set_gemv_kernel(cuda::GemvKernel::kAuto);
     cuda::set_gemv_ring_group_warps(0);
-    cuda::set_gemv_register_blocks(2);
+    cuda::set_gemv_register_blocks(0);
   };
   double us = 0;
   try {

@@ -335,7 +335,7 @@ TEST(GemvRegisters, ThreeBlocksPerSmNvfp4) {
     }
     EXPECT_LT(std::sqrt(num / den), 1e-2);
   }
-  cuda::set_gemv_register_blocks(2);
+  cuda::set_gemv_register_blocks(0);
   cuda::set_gemv_kernel(cuda::GemvKernel::kAuto);
 }
 

@@ -25,6 +25,7 @@ struct LaunchArgs {
   int rows_total = 0;               ///< ring kernel: rows split over the blocks (sum of N; gate/up: N)
   int stages = 0;                   ///< ring kernel: stages per warp ring (2..6)
   int group_warps = 16;             ///< ring kernel: warps sharing one tile (1, 2, 4, 8 or 16)
+  int group_warps_hint = 0;         ///< ring kernel: the dispatcher's choice of group_warps (0: picked)
   int njobs = 0;
   int K = 0, M = 0;
   const bf16* x = nullptr;          ///< bf16 [M, K]

@@ -191,7 +191,8 @@ __global__ void __launch_bounds__(kThreads, 3) gemv_kernel_3blocks(const __grid_
   gemv_body<F, RT, U, GATEUP>(L);
 }
 
-std::atomic<int> g_reg_blocks{2};  // set_gemv_register_blocks
+std::atomic<int> g_reg_blocks{0};  // set_gemv_register_blocks (0: the auto choice's)
+thread_local int t_auto_reg_blocks = 2;  // the auto choice for the launch being dispatched
 
 int sm_count() {
   static std::atomic<int> cached{0};
@@ -210,7 +211,8 @@ int sm_count() {
 template <class F, int RT, bool GATEUP, int U = (RT >= 4 ? 1 : 4 / RT)>
 void launch(LaunchArgs& a, int blocks, cudaStream_t stream) {
   if constexpr (F::kWideRegs) {
-    if (g_reg_blocks.load(std::memory_order_relaxed) == 3)
+    const int forced = g_reg_blocks.load(std::memory_order_relaxed);
+    if ((forced > 0 ? forced : t_auto_reg_blocks) == 3)
       gemv_kernel_3blocks<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
     else
       gemv_kernel_2blocks<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
@@ -296,20 +298,41 @@ JobArgs to_args(const GemvJob& j) {
 
 std::atomic<GemvKernel> g_kernel{GemvKernel::kAuto};
 
-/// kAuto's rule: the register kernel. H200 run 4 (bench-kernels, both kernels on every 12B shape
-/// at M = 1, 2, 4, 8): the ring kernel (gemv_ring.cu) lost nearly everywhere although it keeps
-/// 128-192 KB in flight per SM (bf16 LM head 82% vs 100%, NVFP4 gate+up+GELU 55% vs 59%, NVFP4
-/// down 43% vs 46%); it stays selectable (set_gemv_kernel) while that is understood.
-bool use_ring(GemvFormat f, int K, int M, const LaunchArgs& a) {
-  const GemvKernel k = g_kernel.load(std::memory_order_relaxed);
-  if (k != GemvKernel::kRing) return false;
+/// What kAuto runs for a launch: the ring kernel (with a warp grouping, 0 = picked per launch) or
+/// the register kernel (NVFP4 compiled for 2 or 3 blocks per SM).
+struct AutoChoice {
+  bool ring = false;
+  int ring_group_warps = 0;
+  int reg_blocks = 2;
+};
+
+/// kAuto's rule. H200 run 4 (bench-kernels, both kernels on every 12B shape at M = 1, 2, 4, 8):
+/// the ring kernel (gemv_ring.cu) lost nearly everywhere although it keeps 128-192 KB in flight
+/// per SM (bf16 LM head 82% vs 100%, NVFP4 gate+up+GELU 55% vs 59%, NVFP4 down 43% vs 46%), so
+/// the register kernel at 2 blocks per SM everywhere.
+AutoChoice auto_choice(GemvFormat f, bool gate_up, int K, int M) {
+  (void)f;
+  (void)gate_up;
+  (void)K;
   (void)M;
-  return ring_supports(f, K, a);
+  return {};
+}
+
+/// Ring or register kernel for this launch (forced by set_gemv_kernel, else auto_choice); the
+/// ring only where it applies (ring_supports) and, under kAuto, where it can stage x.
+bool use_ring(GemvFormat f, int K, int M, bool gate_up, LaunchArgs& a) {
+  const GemvKernel k = g_kernel.load(std::memory_order_relaxed);
+  const AutoChoice c = auto_choice(f, gate_up, K, M);
+  t_auto_reg_blocks = c.reg_blocks;
+  a.group_warps_hint = k == GemvKernel::kAuto ? c.ring_group_warps : 0;
+  if (k == GemvKernel::kRegisters || !ring_supports(f, K, a)) return false;
+  if (k == GemvKernel::kRing) return true;
+  return c.ring && ring_stages_x(f, K, M);
 }
 
 template <bool GATEUP>
 void dispatch_format(GemvFormat f, int K, LaunchArgs& a, cudaStream_t stream) {
-  if (use_ring(f, K, a.M, a)) {
+  if (use_ring(f, K, a.M, GATEUP, a)) {
     launch_ring(f, GATEUP, a, stream);
     return;
   }
@@ -333,8 +356,8 @@ void dispatch_format(GemvFormat f, int K, LaunchArgs& a, cudaStream_t stream) {
 
 void set_gemv_kernel(GemvKernel k) { g_kernel.store(k); }
 void set_gemv_register_blocks(int blocks) {
-  if (blocks != 2 && blocks != 3)
-    throw InvalidArgument("set_gemv_register_blocks: " + std::to_string(blocks) + "; expected 2 or 3");
+  if (blocks != 0 && blocks != 2 && blocks != 3)
+    throw InvalidArgument("set_gemv_register_blocks: " + std::to_string(blocks) + "; expected 0 (auto), 2 or 3");
   g_reg_blocks.store(blocks);
 }
 GemvKernel gemv_kernel() { return g_kernel.load(std::memory_order_relaxed); }

@@ -438,9 +438,10 @@ void launch_ring_kernel(LaunchArgs& a, size_t smem, cudaStream_t stream) {
   // One block per SM, at least 4 rows per block.
   const int blocks = std::max(1, std::min(sm_count(), a.rows_total / 4));
   const int forced = g_group_warps.load(std::memory_order_relaxed);
-  a.group_warps = forced > 0 ? forced
-                             : pick_group_warps(a.rows_total, blocks, GATEUP ? 8 : 16,
-                                                static_cast<int>(F::row_bytes(a.K) / kSpan));
+  a.group_warps = forced > 0               ? forced
+                  : a.group_warps_hint > 0 ? a.group_warps_hint
+                                           : pick_group_warps(a.rows_total, blocks, GATEUP ? 8 : 16,
+                                                              static_cast<int>(F::row_bytes(a.K) / kSpan));
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(blocks);
   cfg.blockDim = dim3(kRingThreads);

@@ -16,9 +16,9 @@ enum class GemvKernel { kAuto, kRegisters, kRing };
 void set_gemv_kernel(GemvKernel k);
 GemvKernel gemv_kernel();
 
-/// Register kernel, NVFP4: blocks per SM it is compiled for (2: <= 128 registers, the default;
-/// 3: <= 80 registers with small spills). For bench-kernels' comparisons; throws InvalidArgument
-/// for any other value.
+/// Register kernel, NVFP4: blocks per SM it is compiled for (2: <= 128 registers; 3: <= 80
+/// registers with small spills; 0: the auto rule's choice, the default). For bench-kernels'
+/// comparisons; throws InvalidArgument for any other value.
 void set_gemv_register_blocks(int blocks);
 
 /// Ring kernel: warps per tile group forced to `gw` (1, 2, 4, 8 or 16; 0 = picked per launch).
