@@ -93,15 +93,15 @@ if [[ $modes == *" fp8 "* ]]; then
   bench_one fp8 bf16
 fi
 # ncu: one Nsight Compute capture per line of .carry/ncu-requests.txt
-# ("<bench-kernels filter regex> | <kernel name regex> | <note>"): the first matching launch of
+# ("<bench-kernels filter regex> | <kernel name regex> | <note> [| VAR=value ...]"): the first matching launch of
 # `quench bench-kernels --filter F --iters 1`, full section set, printed as text.
 if [[ $modes == *" ncu "* ]] && [ -f .carry/ncu-requests.txt ] && command -v ncu >/dev/null; then
   n=0
-  while IFS='|' read -r f k note; do
-    f=$(echo "$f" | sed 's/^ *//;s/ *$//'); k=$(echo "$k" | sed 's/^ *//;s/ *$//')
+  while IFS='|' read -r f k note envs; do
+    f=$(echo "$f" | sed 's/^ *//;s/ *$//'); k=$(echo "$k" | sed 's/^ *//;s/ *$//'); envs=$(echo "$envs" | sed 's/^ *//;s/ *$//')
     [ -z "$f" ] && continue; n=$((n + 1))
     { echo "# request $n: filter '$f' kernel '$k' ($note)"
-      timeout 120 ncu --kernel-name "regex:$k" --launch-count 1 --set full --print-details all \
+      env ${envs:+"$envs"} timeout 120 ncu --kernel-name "regex:$k" --launch-count 1 --kill yes --set full --print-details all \
         "$BIN/quench" bench-kernels --filter "$f" --iters 1 2>&1 | grep -vE '^==PROF==|^bench-kernels|^group '; } >$L/ncu-$n.txt
     echo "ncu $n ($f | $k): $(grep -cE 'Duration|Stall' $L/ncu-$n.txt) lines of interest" | tee -a $S
   done <.carry/ncu-requests.txt
