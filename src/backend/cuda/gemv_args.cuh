@@ -33,4 +33,13 @@ struct LaunchArgs {
   E2m1Muls e2m1;                    ///< run-time E2M1 multipliers (gemv_common.cuh)
 };
 
+/// griddepcontrol.launch_dependents: lets the next kernel on the stream (launched with PDL) be
+/// scheduled once every block of this one has called it or exited; no-op without PDL. The next
+/// kernel still waits (griddepcontrol.wait) for this one's completion before reading its output.
+__device__ __forceinline__ void gemv_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 }  // namespace quench::cuda::gemv_detail

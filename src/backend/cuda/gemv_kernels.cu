@@ -12,7 +12,9 @@
 //     weight rows as the MMA's 16 rows and the M <= 8 activation rows as its 8 columns — the
 //     CUDA cores only decode (FP8 at M = 8 would need 128 FMA/clk/SM in fp32, the whole SM);
 //   * the 8 warps' partial sums meet in shared memory; one thread per (row, m) writes y.
-// Activations are read through L1 (every block reads all of x); weights bypass L1.
+// Activations are read through L1 (every block reads all of x); weights bypass L1. Launched with
+// programmatic dependent launch where the runner turns it on (pdl.cuh): each lane's first weight
+// loads are issued before griddepcontrol.wait, x is read and y written after it.
 #include <algorithm>
 #include <atomic>
 #include <string>
@@ -24,6 +26,7 @@
 #include "backend/cuda/gemv_ring.h"
 #include "backend/cuda/gemv_variant.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace quench::cuda {
 namespace {
@@ -110,6 +113,12 @@ __device__ __forceinline__ void gemv_body(const LaunchArgs& L) {
       for (int r = 0; r < RT; ++r)
 #pragma unroll
         for (int h = 0; h < 2; ++h) w[u][r][h] = p < P ? F::load(wr[r][h], sr[r][h], p) : F::zero();
+    }
+    if (it == 0) {
+      // Programmatic dependent launch: the first weights are requested before waiting for the
+      // previous kernel (weights are never its output); x is read and y written only after.
+      gemv_launch_dependents();
+      pdl_wait();
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -210,17 +219,17 @@ int sm_count() {
 /// flight), or 8 for bf16/FP8 launches with too few blocks to fill the SMs (fewer than 3 per SM).
 template <class F, int RT, bool GATEUP, int U = (RT >= 4 ? 1 : 4 / RT)>
 void launch(LaunchArgs& a, int blocks, cudaStream_t stream) {
+  // pdl.cuh's launch_kernel: with the PDL attribute on created streams when PDL is on.
   if constexpr (F::kWideRegs) {
     const int forced = g_reg_blocks.load(std::memory_order_relaxed);
     if ((forced > 0 ? forced : t_auto_reg_blocks) == 3)
-      gemv_kernel_3blocks<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
+      launch_kernel(&gemv_kernel_3blocks<F, RT, U, GATEUP>, dim3(blocks), dim3(kThreads), stream, a);
     else
-      gemv_kernel_2blocks<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
+      launch_kernel(&gemv_kernel_2blocks<F, RT, U, GATEUP>, dim3(blocks), dim3(kThreads), stream, a);
   } else if constexpr (RT * U > 4)
-    gemv_kernel_2blocks<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
+    launch_kernel(&gemv_kernel_2blocks<F, RT, U, GATEUP>, dim3(blocks), dim3(kThreads), stream, a);
   else
-    gemv_kernel<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
-  QUENCH_CUDA_LAUNCH_CHECK();
+    launch_kernel(&gemv_kernel<F, RT, U, GATEUP>, dim3(blocks), dim3(kThreads), stream, a);
 }
 
 /// Plain launch of a.njobs jobs (job fields and K/M/x already set): picks the tiles per block and

@@ -91,12 +91,6 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 __device__ __forceinline__ uint4 lds128(const uint8_t* p) { return *reinterpret_cast<const uint4*>(p); }
 __device__ __forceinline__ uint32_t lds32(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
-/// Lets the next kernel on the stream (launched with PDL) be scheduled; no-op without PDL.
-__device__ __forceinline__ void pdl_launch_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
 /// Swizzle of tile row r: piece p of the row is stored at slot p ^ swz(r) (see the file header).
 __device__ __forceinline__ int swz(int r) { return ((r & 3) << 1) | (r & 1); }
 
@@ -219,7 +213,7 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
   }
   if constexpr (kNv)
     for (int i = threadIdx.x; i < 256; i += kRingThreads) lut[i] = scale_multiplier(i);
-  pdl_launch_dependents();
+  gemv_launch_dependents();
   pdl_wait();  // x and y belong to the previous kernels from here on
 
   // Lanes of group g >= M feed MMA column g with a copy of row M - 1: those columns are discarded.
