@@ -10,13 +10,16 @@
 // Weights rotate over copies in a random pool of >= 4x the L2, so every launch reads W from
 // DRAM; x (<= 4 MB for decode) stays in L2 as it does in a decode step. Case names end in the
 // tiling "MTxNTxSTAGES/SPLITS rSUBwWARPS" (mma_gemm.h); "try" lines sweep every compiled tiling on the main
-// NVFP4/FP8/bf16 shapes at M = 16 and 64 (NVFP4 also 32 and 128).
+// NVFP4/FP8/bf16 shapes at M = 16 and 64 (NVFP4 also 32 and 128). QUENCH_BENCH_CASE keeps only the
+// cases whose name matches (ncu captures).
 #ifdef QUENCH_HAVE_CUDA
 #include <cublas_v2.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -60,6 +63,15 @@ std::string tiling_name(const cuda::MmaGemmTiling& t, int splits) {
   if (t.min_blocks > 0) s += fmt::format("b{}", t.min_blocks);
   if (t.wk > 1) s += fmt::format("k{}", t.wk);
   return s;
+}
+
+/// QUENCH_BENCH_CASE (a regular expression searched in the case name, e.g. "nvfp4 N=15360
+/// K=3840 M=16 mma ") keeps only the matching cases (for ncu captures); unset: every case.
+bool wanted(const std::string& name) {
+  static const char* env = std::getenv("QUENCH_BENCH_CASE");
+  if (env == nullptr || *env == '\0') return true;
+  static const std::regex re(env);
+  return std::regex_search(name, re);
 }
 
 struct Shape {
@@ -125,19 +137,23 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
       const double flops = 2.0 * M * static_cast<double>(nk);
       const std::string shape = fmt::format("{} N={} K={} M={}", format_name(s.format), s.N, s.K, M);
       size_t k = 0;
-      const double mma_us = median_kernel_us(
-          [&] {
-            cuda::mma_gemm(weight(k++ % n_copies), x.get<bf16>(), M, y.get<float>(), ws.get(), ws.bytes(),
-                           env.stream);
-          },
-          env);
       const cuda::MmaGemmTiling t = cuda::mma_gemm_tiling(weight(0), M);
-      out.push_back({"gemm", shape + " mma " + tiling_name(t, t.splits), bytes, flops,
-                     mma_us});
+      const std::string mma_name = shape + " mma " + tiling_name(t, t.splits);
+      if (wanted(mma_name)) {
+        const double mma_us = median_kernel_us(
+            [&] {
+              cuda::mma_gemm(weight(k++ % n_copies), x.get<bf16>(), M, y.get<float>(), ws.get(), ws.bytes(),
+                             env.stream);
+            },
+            env);
+        out.push_back({"gemm", mma_name, bytes, flops, mma_us});
+      }
       if (sweep(s, M)) {  // every compiled tiling, automatic split count
         for (const cuda::MmaGemmTiling& v : cuda::mma_gemm_tilings()) {
           if (cuda::mma_gemm_workspace_bytes(weight(0), M, v) > ws.bytes()) continue;
           const int splits = cuda::mma_gemm_tiling(weight(0), M, v).splits;
+          const std::string name = shape + " try " + tiling_name(v, splits);
+          if (!wanted(name)) continue;
           k = 0;
           const double us = median_kernel_us(
               [&] {
@@ -145,10 +161,11 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
                                env.stream);
               },
               env);
-          out.push_back({"gemm", shape + " try " + tiling_name(v, splits), bytes,
-                         flops, us});
+          out.push_back({"gemm", name, bytes, flops, us});
         }
       }
+      const std::string ref_name = shape + (s.format == WeightFormat::kBF16 ? " cublas" : " deq+cublas");
+      if (!wanted(ref_name)) continue;
       k = 0;
       const double ref_us = median_kernel_us(
           [&] {
@@ -165,8 +182,7 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
             cublas_bf16(deq.get<bf16>(), s.N, s.K, M);
           },
           env);
-      out.push_back({"gemm", shape + (s.format == WeightFormat::kBF16 ? " cublas" : " deq+cublas"), bytes, flops,
-                     ref_us});
+      out.push_back({"gemm", ref_name, bytes, flops, ref_us});
     }
   }
   // One launch for several weights on the same x (mma_gemm_multi, what LinearExecutor runs for
@@ -216,26 +232,33 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
       for (int N : grp.Ns) rows += N;
       const double bytes = bytes_w + 2.0 * M * K + 4.0 * M * rows;
       const double flops = 2.0 * M * rows * K;
-      size_t k = 0;
-      const double one_us = median_kernel_us(
-          [&] {
-            const auto v = rotated(k++ % n_groups);
-            cuda::mma_gemm_multi(v.data(), ys.data(), static_cast<int>(v.size()), x.get<bf16>(), M, ws.get(),
-                                 ws.bytes(), env.stream);
-          },
-          env);
       const cuda::MmaGemmTiling t = cuda::mma_gemm_multi_tiling(views.data(), static_cast<int>(views.size()), M);
-      out.push_back({"gemm", fmt::format("{} M={} multi {}", grp.name, M, tiling_name(t, t.splits)), bytes, flops, one_us});
-      k = 0;
-      const double sep_us = median_kernel_us(
-          [&] {
-            const auto v = rotated(k++ % n_groups);
-            for (size_t j = 0; j < v.size(); ++j)
-              cuda::mma_gemm(v[j], x.get<bf16>(), M, ys[j], ws.get(), ws.bytes(), env.stream);
-          },
-          env);
-      out.push_back({"gemm", fmt::format("{} M={} separate", grp.name, M), bytes, flops, sep_us});
-      if (grp.format == WeightFormat::kBF16) {
+      const std::string multi_name = fmt::format("{} M={} multi {}", grp.name, M, tiling_name(t, t.splits));
+      const std::string sep_name = fmt::format("{} M={} separate", grp.name, M);
+      const std::string cublas_name = fmt::format("{} M={} cublas", grp.name, M);
+      size_t k = 0;
+      if (wanted(multi_name)) {
+        const double one_us = median_kernel_us(
+            [&] {
+              const auto v = rotated(k++ % n_groups);
+              cuda::mma_gemm_multi(v.data(), ys.data(), static_cast<int>(v.size()), x.get<bf16>(), M, ws.get(),
+                                   ws.bytes(), env.stream);
+            },
+            env);
+        out.push_back({"gemm", multi_name, bytes, flops, one_us});
+      }
+      if (wanted(sep_name)) {
+        k = 0;
+        const double sep_us = median_kernel_us(
+            [&] {
+              const auto v = rotated(k++ % n_groups);
+              for (size_t j = 0; j < v.size(); ++j)
+                cuda::mma_gemm(v[j], x.get<bf16>(), M, ys[j], ws.get(), ws.bytes(), env.stream);
+            },
+            env);
+        out.push_back({"gemm", sep_name, bytes, flops, sep_us});
+      }
+      if (grp.format == WeightFormat::kBF16 && wanted(cublas_name)) {
         k = 0;
         const double cublas_us = median_kernel_us(
             [&] {
@@ -248,7 +271,7 @@ std::vector<KernelCase> gemm_cases(const KernelBenchEnv& env) {
               }
             },
             env);
-        out.push_back({"gemm", fmt::format("{} M={} cublas", grp.name, M), bytes, flops, cublas_us});
+        out.push_back({"gemm", cublas_name, bytes, flops, cublas_us});
       }
     }
   }
