@@ -339,6 +339,50 @@ TEST(GemvRegisters, ThreeBlocksPerSmNvfp4) {
   cuda::set_gemv_kernel(cuda::GemvKernel::kAuto);
 }
 
+/// The MLP chain gate/up+GELU -> down launched back to back with programmatic dependent launch on
+/// a created stream (each GEMV requests weights before waiting on the previous kernel) equals, bit
+/// for bit, the same chain on the legacy stream (no PDL): down must not read act before gate/up
+/// wrote it, gate/up must not overwrite act while the previous down still reads it. Both kernels.
+TEST(GemvPdl, MlpChainEqualsWithoutPdl) {
+  QUENCH_SKIP_WITHOUT_GPU();
+  const bool pdl_before = cuda::programmatic_dependent_launch();
+  cudaStream_t stream;
+  QUENCH_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  for (cuda::GemvFormat f : {cuda::GemvFormat::kBF16, cuda::GemvFormat::kNVFP4}) {
+    const uint32_t seed = fresh_seed();
+    SCOPED_TRACE(std::string(name_of(f)) + " seed=" + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const int H = 1024, I = 4096, M = 2, kRounds = 6;
+    RandomWeight gate(f, I, H, rng), up(f, I, H, rng), down(f, H, I, rng);
+    std::vector<RandomInput> xs;
+    for (int r = 0; r < kRounds; ++r) xs.emplace_back(M, H, rng);
+    cuda::DeviceBuffer act(static_cast<size_t>(M) * I * 2), y(static_cast<size_t>(kRounds) * M * H * 4);
+    auto chain = [&](cudaStream_t s) {
+      testing::poison(y);
+      QUENCH_CUDA_CHECK(cudaDeviceSynchronize());  // the memset is not ordered with `s`
+      for (int r = 0; r < kRounds; ++r) {
+        cuda::gemv_gate_up_gelu(gate.job(nullptr), up.job(nullptr), H, xs[r].get(), M, act.get<cuda::bf16>(), s);
+        const cuda::GemvJob jd = down.job(y.get<float>() + static_cast<size_t>(r) * M * H);
+        cuda::gemv_multi(&jd, 1, I, act.get<cuda::bf16>(), M, s);
+      }
+      QUENCH_CUDA_CHECK(cudaStreamSynchronize(s));
+      QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
+      return testing::to_host<float>(y, static_cast<size_t>(kRounds) * M * H);
+    };
+    for_each_kernel([&] {
+      cuda::set_programmatic_dependent_launch(false);
+      const auto ref = chain(nullptr);
+      cuda::set_programmatic_dependent_launch(true);
+      const auto got = chain(stream);
+      size_t diff = 0;
+      for (size_t i = 0; i < ref.size(); ++i) diff += std::memcmp(&ref[i], &got[i], 4) != 0;
+      EXPECT_EQ(diff, 0u) << "outputs differ with PDL";
+    });
+  }
+  cuda::set_programmatic_dependent_launch(pdl_before);
+  QUENCH_CUDA_CHECK(cudaStreamDestroy(stream));
+}
+
 /// Four jobs with row counts that are not multiples of 16 (tiles straddle jobs) on ring shapes.
 TEST(GemvRing, FourJobsStraddlingTiles) {
   QUENCH_SKIP_WITHOUT_GPU();
