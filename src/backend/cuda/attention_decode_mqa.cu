@@ -148,7 +148,12 @@ __global__ void __launch_bounds__(MqaCfg<D, FP8, DEEP>::NT) decode_mqa_kernel(co
     for (int i = 0; i < 8; ++i) {
       rc[i] = 1.0f;
       rs[i] = 0.0f;
-      if (pair_lane) sincosf(static_cast<float>(pos) * a.fold.inv_freq[8 * lane + i], &rs[i], &rc[i]);
+      if (pair_lane) {
+        float sv, cv;  // scalars: sincosf's out-pointers must not pin the arrays to local memory
+        sincosf(static_cast<float>(pos) * a.fold.inv_freq[8 * lane + i], &sv, &cv);
+        rs[i] = sv;
+        rc[i] = cv;
+      }
     }
   }
   const bool owner = QKV && kb <= pos && pos < ke;  // CTA-uniform: this split writes the new K/V
