@@ -150,6 +150,21 @@ __global__ void __launch_bounds__(32 * kWarps, (CLUSTER && G <= 2) ? 4 : 1) deco
       }
     }
   }
+  if constexpr (CLUSTER) {
+    // Before waiting on the previous kernel: the block table (host-written) and an L2 prefetch of
+    // this warp's first 8 K/V rows (old positions; the new row is rewritten in L2 later anyway).
+    const int kp = kb + warp * kKeysPerBatch + (lane & 7);
+    if (lane < 16 && kp < ke) {
+      const int bi = a.bs_shift >= 0 ? (kp >> a.bs_shift) : kp / a.bs;
+      const int blk = tab[bi];
+      if (blk >= 0) {
+        const size_t off = ((static_cast<size_t>(blk) * a.bs + (kp - bi * a.bs)) * a.Hkv + kvh) * D;
+        const char* row = static_cast<const char*>(lane < 8 ? a.k : a.v) + off * sizeof(CacheT);
+#pragma unroll
+        for (int b = 0; b < static_cast<int>(D * sizeof(CacheT)); b += 128) prefetch_l2(row + b);
+      }
+    }
+  }
   pdl_wait();  // q and the new token's K/V come from the previous kernel
   const float sl2 = a.k_scale * kLog2e;
 

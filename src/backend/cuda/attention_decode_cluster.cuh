@@ -38,6 +38,13 @@ __device__ __forceinline__ void decode_split_range(int pos, int window, int spli
   ke = min(pos + 1, kb + chunk);
 }
 
+/// L2 prefetch of the 128-byte line holding `p` (a hint: it moves no data into registers and L2
+/// is the point of coherence, so it is safe before pdl_wait even for rows the previous kernel is
+/// still writing).
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
 /// Merges the split partials of one (token, KV head) across the CTAs of this cluster and writes
 /// out[r, d] (bf16 [R, D], rows contiguous) = v_scale * sum_s 2^(m_s - M) acc_s[r, d] /
 /// sum_s 2^(m_s - M) l_s over the splits whose l_s > 0 (M = their largest m).

@@ -157,6 +157,21 @@ __global__ void __launch_bounds__(MqaCfg<D, FP8, DEEP>::NT) decode_mqa_kernel(co
     }
   }
   const bool owner = QKV && kb <= pos && pos < ke;  // CTA-uniform: this split writes the new K/V
+  {
+    // Before waiting on the previous kernel: L2 prefetch of the first NS-1 tiles' K/V lines (old
+    // positions; a prefetch moves nothing into registers, and the new row is rewritten in L2).
+    constexpr int E = FP8 ? 1 : 2, LINES = D * E / 128;  // 128-byte lines per row
+    const int nkeys = min(ke - kb, (C::NS - 1) * kBN);
+    for (int i = tid; i < nkeys * 2 * LINES; i += C::NT) {
+      const int key = i / (2 * LINES), r = i % (2 * LINES);
+      const int kp = kb + key;
+      const int bi = a.bs_shift >= 0 ? (kp >> a.bs_shift) : kp / a.bs;
+      const int blk = tab[bi];
+      if (blk < 0) continue;
+      const size_t off = ((static_cast<size_t>(blk) * a.bs + (kp - bi * a.bs)) * a.Hkv + kvh) * (D * E);
+      prefetch_l2(static_cast<const char*>(r < LINES ? a.k : a.v) + off + (r % LINES) * 128);
+    }
+  }
   pdl_wait();  // q and the new token's K/V come from the previous kernel
 
   auto prologue = [&] {
