@@ -19,9 +19,11 @@
 //     so that the busiest warp streams the fewest spans: 12B gate/up 1, q+k+v 4, down/o 8, k/v
 //     16); group q takes tiles q, q + 16 / GW, ... and its warp w takes spans w, w + GW, ... of
 //     each; one ring stage holds one span;
-//   * loads: lane L copies row L / 2, 16-byte pieces 2i + L % 2 (i = 0..3): each instruction
-//     reads whole 32-byte sectors; even lanes also copy the row's scale bytes. Stores are swizzled
-//     (piece p of row r at slot p ^ h(r), h(r) = 2 (r % 4) + r % 2) so that both the copies and the
+//   * loads: copy instruction i (0..3) takes tile rows 4i .. 4i + 3, lane L row 4i + L / 8 and
+//     16-byte piece L % 8, so each instruction reads 4 whole 128-byte lines (run 4: the first
+//     mapping, 16 rows x 32 bytes per instruction, streamed bf16 at 82% where the register
+//     kernel's 64-byte runs reach 100%); lanes L < 16 also copy row L's 16 scale bytes. Stores are
+//     swizzled (piece p of row r at slot p ^ h(r), h(r) = 2 (r % 4) + r % 2) so that the
 //     MMA-fragment reads below are free of bank conflicts;
 //   * compute: lane (g = lane / 4, t = lane % 4) reads pieces 2t, 2t + 1 of rows g and g + 8,
 //     decodes them as gemv_formats.cuh says (NVFP4 block scales through a 256-entry table of
@@ -162,44 +164,59 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
   uint8_t* ring = rings + static_cast<size_t>(warp) * S * G::kStageBytes;
   uint8_t* xs = rings + static_cast<size_t>(kRingWarps) * S * G::kStageBytes;  // XS: x, see RingGeom
 
-  // ---- producer: lane copies tile row prow, pieces 2i + ppc of each span --------------------
-  const int prow = lane >> 1, ppc = lane & 1, pswz = swz(prow);
+  // ---- producer: instruction i copies tile rows 4i .. 4i + 3, lane L row 4i + L / 8, piece
+  // L % 8 (a whole 128-byte line per row per instruction: 4 L2 requests of 128 bytes instead of
+  // 16 of 32); lanes L < 16 also copy the 16 scale bytes of row L. -------------------------
+  const int prow0 = lane >> 3, ppiece = lane & 7;
   int p_k = 0, p_s = 0;               // next (group tile index, span index) to request
-  const uint8_t* pw = nullptr;        // this lane's weight row in that tile (nullptr: past the range)
-  const uint8_t* ps = nullptr;        // its scale row
-  auto set_rows = [&](int k) {
-    pw = nullptr;
-    if (k >= ntg) return;
-    const int ti = group + NG * k;
+  const uint8_t* pw[4];               // this lane's weight rows 4i + prow0 in that tile (nullptr: none)
+  const uint8_t* ps = nullptr;        // the scale row of tile row `lane` (lanes < 16)
+  auto row_ptrs = [&](int ti, int r, const uint8_t*& w, const uint8_t** sp) {
+    w = nullptr;
     int job, n;
     if (GATEUP) {
-      job = prow < 8 ? 0 : 1;
-      n = R0 + ti * TR + (prow & 7);
+      job = r < 8 ? 0 : 1;
+      n = R0 + ti * TR + (r & 7);
       if (n >= R1) return;
     } else {
-      const int row = R0 + ti * TR + prow;
+      const int row = R0 + ti * TR + r;
       if (row >= R1) return;
       locate(L, row, job, n);
     }
-    pw = L.job[job].w + static_cast<size_t>(n) * rb;
-    ps = L.job[job].s + static_cast<size_t>(n) * sb;
+    w = L.job[job].w + static_cast<size_t>(n) * rb;
+    if (sp != nullptr) *sp = L.job[job].s + static_cast<size_t>(n) * sb;
+  };
+  auto set_rows = [&](int k) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) pw[i] = nullptr;
+    ps = nullptr;
+    if (k >= ntg) return;
+    const int ti = group + NG * k;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) row_ptrs(ti, 4 * i + prow0, pw[i], nullptr);
+    if constexpr (kNv) {
+      const uint8_t* w_unused;
+      if (lane < 16) {
+        row_ptrs(ti, lane, w_unused, &ps);
+        if (w_unused == nullptr) ps = nullptr;
+      }
+    }
   };
   const uint32_t ring_s = smem_addr(ring);
-  uint32_t doff[4];  // shared offsets of this lane's 4 pieces in a stage (piece 2i + ppc, swizzled)
+  uint32_t doff[4];  // shared offsets of this lane's 4 pieces in a stage (swizzled)
 #pragma unroll
-  for (int i = 0; i < 4; ++i) doff[i] = prow * kSpan + 16 * ((2 * i + ppc) ^ pswz);
+  for (int i = 0; i < 4; ++i) doff[i] = (4 * i + prow0) * kSpan + 16 * (ppiece ^ swz(4 * i + prow0));
   auto issue = [&](int slot) {
     if (p_k < ntg) {
-      if (pw != nullptr) {
-        const int span = wg + GW * p_s;
-        const uint32_t dst = ring_s + slot * G::kStageBytes;
-        const uint8_t* src = pw + static_cast<size_t>(span) * kSpan + 16 * ppc;
+      const size_t soff = static_cast<size_t>(wg + GW * p_s) * kSpan + 16 * ppiece;
+      const uint32_t dst = ring_s + slot * G::kStageBytes;
 #pragma unroll
-        for (int i = 0; i < 4; ++i) cp_async16(dst + doff[i], src + 32 * i);
-        if constexpr (kNv)
-          if (ppc == 0)
-            cp_async16(dst + 16 * kSpan + prow * G::kScaleSpan, ps + static_cast<size_t>(span) * G::kScaleSpan);
-      }
+      for (int i = 0; i < 4; ++i)
+        if (pw[i] != nullptr) cp_async16(dst + doff[i], pw[i] + soff);
+      if constexpr (kNv)
+        if (ps != nullptr)
+          cp_async16(dst + 16 * kSpan + lane * G::kScaleSpan,
+                     ps + static_cast<size_t>(wg + GW * p_s) * G::kScaleSpan);
       if (++p_s == nsw) {
         p_s = 0;
         set_rows(++p_k);
