@@ -377,7 +377,8 @@ TEST_P(QkvFoldTest, MatchesTwoCallsAndReference) {
   ASSERT_TRUE(cuda::qkv_paged_attention_decode(dqp.get<float>(), dkp.get<float>(), dvp.get<float>(), T, L.Hq, L.Hkv, D,
                                                dqn.get<float>(), dkn.get<float>(), dfreq.get<float>(), eps, L.window,
                                                meta, tables, view_b, max_context, outb.get<cuda::bf16>(), nullptr))
-      << "no single-launch kernel for this shape";
+      << "no single-launch kernel for this shape; cluster sizes refused: [" << cuda::decode_attention_cluster_refusals()
+      << "]";
   QUENCH_CUDA_CHECK(cudaDeviceSynchronize());
   // The cache: new rows as the two calls wrote them (rounding of fp32 sums aside), nothing else touched.
   const size_t pool_bytes = c.kp.size();

@@ -413,38 +413,37 @@ namespace {
 
 /// Single-launch instance: clusters of `splits` CTAs along grid z.
 template <int D, int G, typename CacheT, bool QKV>
-void launch_fused_dgq(DecodeArgs a, int T, int span, cudaStream_t stream) {
+bool launch_fused_dgq(DecodeArgs a, int T, int span, cudaStream_t stream) {
   auto kernel = decode_gqa_kernel<D, G, CacheT, true, QKV>;
   static int cap_seen = [&] {
     prepare_cluster_kernel(kernel, 0);
     return kMaxDecodeCluster;
   }();
-  launch_with_cluster_fallback(cap_seen, [&](int cap) {
-    // Small CTAs (4 warps, <= 21 KB shared): aim at 4 per SM; at least one 8-key batch per warp.
-    a.splits = decode_cluster_splits(T * a.Hkv, span, kKeysPerBatch * kWarps, 4 * decode_sm_count(), cap);
-    const cudaError_t err = try_launch_clustered(kernel, dim3(a.Hkv, T, a.splits), dim3(32 * kWarps),
-                                                 dim3(1, 1, a.splits), 0, stream, a);
-    return std::pair<int, cudaError_t>(a.splits, err);
+  // Small CTAs (4 warps, <= 21 KB shared, 128 registers): aim at 4 per SM; at least one 8-key
+  // batch per warp.
+  auto splits_for = [&](int cap) {
+    return decode_cluster_splits(T * a.Hkv, span, kKeysPerBatch * kWarps, 4 * decode_sm_count(), cap);
+  };
+  return launch_with_cluster_fallback(cap_seen, splits_for, [&](int splits) {
+    a.splits = splits;
+    return try_launch_clustered(kernel, dim3(a.Hkv, T, splits), dim3(32 * kWarps), dim3(1, 1, splits), 0, stream, a);
   });
 }
 
 template <int D, int G>
-void launch_fused_d_g(const DecodeArgs& a, bool fp8, bool qkv, int T, int span, cudaStream_t stream) {
-  if (fp8) {
-    if (qkv) launch_fused_dgq<D, G, uint8_t, true>(a, T, span, stream);
-    else launch_fused_dgq<D, G, uint8_t, false>(a, T, span, stream);
-  } else {
-    if (qkv) launch_fused_dgq<D, G, bf16, true>(a, T, span, stream);
-    else launch_fused_dgq<D, G, bf16, false>(a, T, span, stream);
-  }
+bool launch_fused_d_g(const DecodeArgs& a, bool fp8, bool qkv, int T, int span, cudaStream_t stream) {
+  if (fp8) return qkv ? launch_fused_dgq<D, G, uint8_t, true>(a, T, span, stream)
+                      : launch_fused_dgq<D, G, uint8_t, false>(a, T, span, stream);
+  return qkv ? launch_fused_dgq<D, G, bf16, true>(a, T, span, stream)
+             : launch_fused_dgq<D, G, bf16, false>(a, T, span, stream);
 }
 
 template <int D>
 bool launch_fused_d(int G, const DecodeArgs& a, bool fp8, bool qkv, int T, int span, cudaStream_t stream) {
   switch (G) {
-    case 1: launch_fused_d_g<D, 1>(a, fp8, qkv, T, span, stream); return true;
-    case 2: launch_fused_d_g<D, 2>(a, fp8, qkv, T, span, stream); return true;
-    case 4: launch_fused_d_g<D, 4>(a, fp8, qkv, T, span, stream); return true;
+    case 1: return launch_fused_d_g<D, 1>(a, fp8, qkv, T, span, stream);
+    case 2: return launch_fused_d_g<D, 2>(a, fp8, qkv, T, span, stream);
+    case 4: return launch_fused_d_g<D, 4>(a, fp8, qkv, T, span, stream);
     default: return false;
   }
 }

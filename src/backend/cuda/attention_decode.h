@@ -20,7 +20,9 @@ constexpr int kFusedDecodeMaxTokens = 64;
 /// G = 2, D = 256) on CUDA cores (attention_decode.cu). Arguments as paged_attention; with
 /// `fold` != nullptr the kernel takes the projections instead of `q` and also does
 /// qkv_norm_rope_store's work (qkv_paged_attention_decode, kernels.h). Returns false (nothing
-/// enqueued) for other shapes. Throws CudaError for a failed launch.
+/// enqueued) for other shapes, and when the device refuses thread-block clusters for a shape that
+/// wants its keys split (the caller then takes the split + combine path). Throws CudaError for a
+/// failed launch.
 bool launch_decode_gqa_fused(const bf16* q, const QkvFold* fold, int T, int Hq, int D, int window, TokenMeta meta, BlockTables tables,
                              const KvLayerView& cache, int max_context, bf16* out, cudaStream_t stream);
 

@@ -153,24 +153,30 @@ void note_decode_splits(int splits);
 /// Records a cluster size the device refused and why (decode_attention_cluster_refusals).
 void note_decode_cluster_refused(int splits, cudaError_t err);
 
-/// Launches a fused decode kernel whose split count depends on the cluster size: `make(cap)`
-/// returns {splits, launch error} for a launch with at most `cap` splits per cluster. A launch
-/// the device refuses (a cluster size it cannot place) is retried with half the cap, and the
-/// largest working cap is remembered in `cap_seen` (one per kernel instance). Throws CudaError when
-/// even one CTA per cluster is refused.
-template <typename MakeLaunch>
-void launch_with_cluster_fallback(int& cap_seen, MakeLaunch&& make) {
-  int cap = std::min(cap_seen, decode_cluster_cap());
+/// Launches a fused decode kernel whose split count depends on the cluster size: splits_for(cap)
+/// is the split count for clusters of at most `cap` CTAs, launch(splits) enqueues with that many
+/// and returns the launch's error. A launch the device refuses (a cluster size it cannot place)
+/// is retried with half the cap; the largest working cap is remembered in `cap_seen` (one per
+/// kernel instance). Returns false, having launched nothing, once the device has refused every
+/// cluster size above 1 while the shape wants splits: the caller then takes the split + combine
+/// path, which needs no clusters. Throws CudaError when a single-CTA launch fails.
+template <typename SplitsFor, typename Launch>
+bool launch_with_cluster_fallback(int& cap_seen, SplitsFor&& splits_for, Launch&& launch) {
+  const int user_cap = decode_cluster_cap();
+  if (cap_seen < 2 && splits_for(user_cap) > 1) return false;
+  int cap = std::min(cap_seen, user_cap);
   for (;;) {
-    const auto [splits, err] = make(cap);
+    const int splits = splits_for(cap);
+    const cudaError_t err = launch(splits);
     if (err == cudaSuccess) {
       note_decode_splits(splits);
-      return;
+      return true;
     }
     if (splits <= 1) QUENCH_CUDA_CHECK(err);
     note_decode_cluster_refused(splits, err);
     cap = splits / 2;
     cap_seen = std::min(cap_seen, cap);
+    if (cap_seen < 2) return false;
   }
 }
 

@@ -440,7 +440,7 @@ __global__ void __launch_bounds__(MqaCfg<D, FP8, DEEP>::NT) decode_mqa_kernel(co
 }
 
 template <int D, bool FP8, bool DEEP, bool QKV>
-void launch_mqa_cfg(const MqaArgs& a, int T, int span, cudaStream_t stream) {
+bool launch_mqa_cfg(const MqaArgs& a, int T, int span, cudaStream_t stream) {
   using C = MqaCfg<D, FP8, DEEP>;
   auto kernel = decode_mqa_kernel<D, FP8, DEEP, QKV>;
   static int per_sm = 0;
@@ -450,27 +450,26 @@ void launch_mqa_cfg(const MqaArgs& a, int T, int span, cudaStream_t stream) {
     per_sm = std::max(per_sm, 1);
     return kMaxDecodeCluster;
   }();
-  launch_with_cluster_fallback(cap_seen, [&](int cap) {
-    // One wave of CTAs; at least two tiles per split.
-    const int splits = decode_cluster_splits(T * a.Hkv, span, 2 * kBN, per_sm * decode_sm_count(), cap);
-    const cudaError_t err = try_launch_clustered(kernel, dim3(splits, a.Hkv, T), dim3(C::NT), dim3(splits, 1, 1),
-                                                 C::smem, stream, a);
-    return std::pair<int, cudaError_t>(splits, err);
+  // One wave of CTAs; at least two tiles per split.
+  auto splits_for = [&](int cap) {
+    return decode_cluster_splits(T * a.Hkv, span, 2 * kBN, per_sm * decode_sm_count(), cap);
+  };
+  return launch_with_cluster_fallback(cap_seen, splits_for, [&](int splits) {
+    return try_launch_clustered(kernel, dim3(splits, a.Hkv, T), dim3(C::NT), dim3(splits, 1, 1), C::smem, stream, a);
   });
 }
 
 /// Few (token, KV head) units (<= SMs / 16: at most one CTA per SM even at 16 splits): the deep
 /// ring; otherwise the 2-CTA-per-SM ring.
 template <int D, bool FP8, bool QKV>
-void launch_mqa_q(const MqaArgs& a, int T, int span, cudaStream_t stream) {
-  if (T * a.Hkv * kMaxDecodeCluster <= decode_sm_count()) launch_mqa_cfg<D, FP8, true, QKV>(a, T, span, stream);
-  else launch_mqa_cfg<D, FP8, false, QKV>(a, T, span, stream);
+bool launch_mqa_q(const MqaArgs& a, int T, int span, cudaStream_t stream) {
+  if (T * a.Hkv * kMaxDecodeCluster <= decode_sm_count()) return launch_mqa_cfg<D, FP8, true, QKV>(a, T, span, stream);
+  return launch_mqa_cfg<D, FP8, false, QKV>(a, T, span, stream);
 }
 
 template <int D, bool FP8>
-void launch_mqa(const MqaArgs& a, bool qkv, int T, int span, cudaStream_t stream) {
-  if (qkv) launch_mqa_q<D, FP8, true>(a, T, span, stream);
-  else launch_mqa_q<D, FP8, false>(a, T, span, stream);
+bool launch_mqa(const MqaArgs& a, bool qkv, int T, int span, cudaStream_t stream) {
+  return qkv ? launch_mqa_q<D, FP8, true>(a, T, span, stream) : launch_mqa_q<D, FP8, false>(a, T, span, stream);
 }
 
 }  // namespace
@@ -512,14 +511,9 @@ bool launch_decode_mqa_fused(const bf16* q, const QkvFold* fold, int T, int Hq, 
   for (int s = 0; s < 31; ++s)
     if ((1 << s) == cache.block_size) a.bs_shift = s;
   const int span = window > 0 ? std::min(window, max_context) : max_context;
-  if (D == 512) {
-    if (cache.fp8) launch_mqa<512, true>(a, qkv, T, span, stream);
-    else launch_mqa<512, false>(a, qkv, T, span, stream);
-  } else {
-    if (cache.fp8) launch_mqa<256, true>(a, qkv, T, span, stream);
-    else launch_mqa<256, false>(a, qkv, T, span, stream);
-  }
-  return true;
+  if (D == 512)
+    return cache.fp8 ? launch_mqa<512, true>(a, qkv, T, span, stream) : launch_mqa<512, false>(a, qkv, T, span, stream);
+  return cache.fp8 ? launch_mqa<256, true>(a, qkv, T, span, stream) : launch_mqa<256, false>(a, qkv, T, span, stream);
 }
 
 }  // namespace quench::cuda::detail

@@ -176,8 +176,9 @@ std::string decode_attention_cluster_refusals();
 /// two functions (q/k/v fp32 projections, norms, inv_freq, eps; window, max_context, out);
 /// q_out is not written. The cache receives the same K/V rows as qkv_norm_rope_store writes
 /// (same formulas; fp32 sums may round in another order). Returns false, enqueuing nothing, when
-/// there is no single-launch kernel for the shape (see set_decode_attention_fused), T > 64 or
-/// set_decode_attention_fused(false): the caller then makes the two calls. Throws InvalidArgument
+/// there is no single-launch kernel for the shape (see set_decode_attention_fused), T > 64,
+/// set_decode_attention_fused(false) or the device refuses thread-block clusters: the caller then
+/// makes the two calls. Throws InvalidArgument
 /// for Hq not a multiple of Hkv or Hkv / D not matching the cache. PDL as set_decode_attention_fused.
 bool qkv_paged_attention_decode(const float* q, const float* k, const float* v, int T, int Hq, int Hkv, int D,
                                 const float* q_norm, const float* k_norm, const float* inv_freq, float eps, int window,
