@@ -101,7 +101,7 @@ if [[ $modes == *" ncu "* ]] && [ -f .carry/ncu-requests.txt ] && command -v ncu
     f=$(echo "$f" | sed 's/^ *//;s/ *$//'); k=$(echo "$k" | sed 's/^ *//;s/ *$//'); envs=$(echo "$envs" | sed 's/^ *//;s/ *$//')
     [ -z "$f" ] && continue; n=$((n + 1))
     { echo "# request $n: filter '$f' kernel '$k' ($note)"
-      env ${envs:+"$envs"} timeout 120 ncu --kernel-name "regex:$k" --launch-count 1 --set full --print-details all \
+      env ${envs:+"$envs"} timeout 75 ncu --kernel-name "regex:$k" --launch-count 1 --set full --print-details all \
         "$BIN/quench" bench-kernels --filter "$f" --iters 1 2>&1 | grep -vE '^==PROF==|^bench-kernels|^group '; } >$L/ncu-$n.txt
     echo "ncu $n ($f | $k): $(grep -cE 'Duration|Stall' $L/ncu-$n.txt) lines of interest" | tee -a $S
   done <.carry/ncu-requests.txt
