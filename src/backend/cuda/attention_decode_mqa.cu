@@ -490,6 +490,9 @@ bool launch_decode_mqa_fused(const bf16* q, const QkvFold* fold, int T, int Hq, 
                              BlockTables tables, const KvLayerView& cache, int max_context, bf16* out,
                              cudaStream_t stream) {
   if (T > kFusedDecodeMaxTokens || Hq != kRows * cache.num_heads || !(D == 256 || D == 512)) return false;
+  // H200 runs 4-5: the single launch wins while few units leave SMs idle (B=1 ctx 512 11.9 vs 21.7 us)
+  // and loses to split + combine once T * Hkv * 16 > SMs (B=16 26.2 vs 22.7, B=64 53.6 vs 43.2).
+  if (T * cache.num_heads * kMaxDecodeCluster > decode_sm_count()) return false;
   MqaArgs a{};
   a.q = q;
   if (fold != nullptr) a.fold = *fold;
