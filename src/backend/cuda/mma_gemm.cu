@@ -747,23 +747,26 @@ long long total_row_blocks(const GemmWeight* W, int n, int br) {
   return rb;
 }
 
-/// Default variant by format, M and the rows of the call, the fastest of the H200 sweep of run 4
-/// (bench-kernels "gemm", f4c1d13, CUDA-graph timing; NVFP4 15360x3840 / 3840x15360):
-///   M <= 16: 2x2x4 r1w8 (256-row blocks, 2 per SM): 23.5 / 23.3 us (1x2x4 r2w8: 27.9 / 27.8);
-///   M <= 32: 2x4x4 r1w8 xperm: 35.9 / 34.4 us (others within 0.5 us);
-///   M <= 64: 2x8x3 r1w8 xperm: 58.4 / 52.5 us (without xperm 61.1 / 51.6);
-///   M <= 128: 2x4x4 xperm where rows fill the GPU with 256-row blocks (15360: 91.2 us, 4 token
-///   tiles) else 2x8x3 xperm (3840: 86.3 us).
-/// FP8 the same (M=16 27.7 us, M=64 48.9 us with 2x8x3 xperm). bf16 (LinearExecutor keeps it on
-/// cuBLAS): 128-byte runs per row, 1x2x4 r2w8 up to M = 16 (15360x3840: 33.9 us), 1x4x4 r2w8 above
-/// (M=64: 51.1 us; 64-byte runs 60 us).
+/// Default variant by format, M and the call's weights, the fastest of the H200 sweeps of runs 4
+/// and 5 (bench-kernels "gemm", CUDA-graph timing; NVFP4 15360x3840 / 3840x15360, run 5):
+///   M <= 16: one NVFP4 weight 2x2x6 r1w8 at 1 block/SM (6 stages): 21.9 / 23.1 us (2x2x4 r1w8
+///   at 2/SM: 23.4 / 25.3); groups (gate+up) and FP8 2x2x4 r1w8 (gate+up 40.6 us, FP8 29.9);
+///   M <= 32: 2x4x4 r1w8 xperm: 35.7 / 34.8 us (others within 1 us);
+///   M <= 64: 2x8x3 r1w8 xperm: 57.8 / 51.7 us (gate+up 103 us);
+///   M <= 128: one weight whose 256-row blocks fill the GPU 2x4x4 xperm (15360: 91.1 us, 4 token
+///   tiles), else 2x8x3 xperm (3840: 85.1 us; gate+up in one launch 2x8x3 161.6 us in run 4 vs
+///   176.6 with 2x4x4 xperm in run 5).
+/// K-split warps (wk 2, 4: 128-256-byte runs per row), 4-warp blocks at 4/SM and 16-warp blocks
+/// were slower everywhere (run 5: e.g. M=16 42.2 / 29.0 / 29.6 / 23.7 us). bf16 (LinearExecutor
+/// keeps it on cuBLAS): 128-byte runs per row, 1x2x4 r2w8 up to M = 16 (15360x3840: 33.9 us),
+/// 1x4x4 r2w8 above (M=64: 51.1 us).
 int default_variant(const GemmWeight* W, int n, int M) {
   if (W[0].format == WeightFormat::kBF16) return M <= 16 ? 1 : 3;
-  if (M <= 16) return 0;
+  if (M <= 16) return W[0].format == WeightFormat::kNVFP4 && n == 1 ? 9 : 0;
   if (M <= 32) return 6;
   if (M <= 64) return 7;
   const bool big = total_row_blocks(W, n, 256) * kMaxClusterSplits >= 2LL * sm_count() * 8 / 10;
-  return big ? 6 : 7;
+  return n == 1 && big ? 6 : 7;
 }
 
 /// Grid of a call. `splits` > 0 forces the split count along K; 0 doubles it until the grid
