@@ -199,14 +199,17 @@ std::vector<KernelCase> decode_cases(const LayerShape& L, bool fp8, int B, int c
   const cuda::TokenMeta meta{dpos.get<int32_t>(), dseq.get<int32_t>()};
   for (const bool folded : {false, true}) {
     size_t it = 0;
+    bool took_fold = false;  // qkv_paged_attention_decode declines shapes without a winning fold
     const double us = median_kernel_us(
         [&] {
           const cuda::BlockTables tables{dtab.get<int32_t>() + (it++ % copies) * B * mb, mb};
           if (folded &&
               cuda::qkv_paged_attention_decode(qp.get<float>(), kp.get<float>(), vp.get<float>(), B, L.Hq, L.Hkv, L.D,
                                                qnorm.get<float>(), knorm.get<float>(), freq.get<float>(), 1e-6f,
-                                               L.window, meta, tables, view, max_context, out.get<bf16>(), env.stream))
+                                               L.window, meta, tables, view, max_context, out.get<bf16>(), env.stream)) {
+            took_fold = true;
             return;
+          }
           cuda::qkv_norm_rope_store(qp.get<float>(), kp.get<float>(), vp.get<float>(), B, L.Hq, L.Hkv, L.D,
                                     qnorm.get<float>(), knorm.get<float>(), freq.get<float>(), 1e-6f, meta, tables, view,
                                     q.get<bf16>(), env.stream);
@@ -216,7 +219,7 @@ std::vector<KernelCase> decode_cases(const LayerShape& L, bool fp8, int B, int c
         env);
     out_cases.push_back({"attention",
                          fmt::format("decode {} {} B={} ctx={} qkv+attention {}", L.name, fp8 ? "fp8" : "bf16", B, ctx,
-                                     folded ? "folded (1 launch)" : "(2 launches)"),
+                                     !folded ? "(2 launches)" : took_fold ? "folded (1 launch)" : "folded (declined: 2 launches)"),
                          bytes + (qn + 2.0 * kvn) * 4, flops, us});
   }
   return out_cases;
