@@ -359,21 +359,15 @@ std::shared_ptr<const Model> attention_shaped_model(const fs::path& dir) {
   return Model::load(dir);
 }
 
-/// Pure decode steps on the 12B's attention shapes through the runner's three decode-attention
-/// paths, step after step with contexts past the sliding window (so each step reads what the
-/// previous steps stored): the default (qkv_norm_rope_store + the single-launch decode kernel,
-/// graph-replayed with a padding row) and the folded one (set_fold_decode_store: the store inside
-/// the single-launch kernel) each give the logits of the split kernels (store, split partials,
-/// combine) run eagerly at the exact batch.
-TEST(CudaRunner, DecodeAttentionPathsEqualTheSplitKernels) {
-  if (!fs::exists(golden("tiny-globalkeys") / "config.json")) GTEST_SKIP() << "golden config missing";
-  const fs::path dir = fs::temp_directory_path() / ("quench-runner-attn-shapes-" + std::to_string(::getpid()));
-  std::shared_ptr<const Model> model = attention_shaped_model(dir);  // (checked without a GPU too)
-  ASSERT_EQ(model->config().layers.at(1).head_dim, 512);
-  if (!cuda::cuda_device_available()) {
-    fs::remove_all(dir);
-    GTEST_SKIP() << "no CUDA device";
-  }
+/// Decode steps on the 12B's attention shapes, step after step with contexts past the sliding
+/// window (each step reads what the previous steps stored), through `path` (graph-replayed with a
+/// padding row, decode_attention_fused on; `fold` = set_fold_decode_store) against the split
+/// kernels (store, split partials, combine) run eagerly at the exact batch. Returns the worst
+/// logits rel L2 over the steps; counts argmax mismatches into `mismatches`.
+double decode_path_vs_split_kernels(bool fold, int& mismatches) {
+  const fs::path dir = fs::temp_directory_path() /
+                       ("quench-runner-attn-shapes-" + std::to_string(::getpid()) + (fold ? "-f" : "-s"));
+  std::shared_ptr<const Model> model = attention_shaped_model(dir);
   const int V = model->config().vocab_size;
   std::mt19937 rng(808);
   Seqs s = make_seqs(3, 160, 16, V, rng);
@@ -381,38 +375,56 @@ TEST(CudaRunner, DecodeAttentionPathsEqualTheSplitKernels) {
   kv.block_size = 16;
   kv.num_blocks_full = kv.num_blocks_sliding = 3 * 10;
   const bool fused_default = cuda::decode_attention_fused();
-  cuda::CudaModelRunner split(model, kv), single(model, kv), folded(model, kv);
+  cuda::CudaModelRunner split(model, kv), path(model, kv);
   split.set_use_cuda_graphs(false);
-  folded.set_fold_decode_store(true);
+  path.set_fold_decode_store(fold);
   const int ctx[3] = {100, 70, 130};
-  for (int i = 0; i < 3; ++i) prefill({&split, &single, &folded}, s, i, ctx[i]);
-  double worst_single = 0, worst_folded = 0;
-  int mismatches = 0;
+  for (int i = 0; i < 3; ++i) prefill({&split, &path}, s, i, ctx[i]);
+  double worst = 0;
   for (int step = 0; step < 8; ++step) {  // 3 rows: bucket 4 (a padding row); eager, capture, replays
     cuda::set_decode_attention_fused(false);
     const std::vector<float> ref = decode(split, s, {0, 1, 2});
     cuda::set_decode_attention_fused(true);
-    const std::vector<float> a = decode(single, s, {0, 1, 2});
-    const std::vector<float> b = decode(folded, s, {0, 1, 2});
-    double step_a = 0, step_b = 0;
+    const std::vector<float> a = decode(path, s, {0, 1, 2});
+    double step_worst = 0;
     for (int j = 0; j < 3; ++j) {
       const float* r = ref.data() + size_t(j) * V;
-      for (int v = 0; v < V; ++v) ASSERT_TRUE(std::isfinite(a[size_t(j) * V + v]) && std::isfinite(b[size_t(j) * V + v]));
-      step_a = std::max(step_a, testing::rel_l2(a.data() + size_t(j) * V, r, V));
-      step_b = std::max(step_b, testing::rel_l2(b.data() + size_t(j) * V, r, V));
-      mismatches += (argmax(a.data() + size_t(j) * V, V) != argmax(r, V)) + (argmax(b.data() + size_t(j) * V, V) != argmax(r, V));
+      const float* g = a.data() + size_t(j) * V;
+      for (int v = 0; v < V; ++v) EXPECT_TRUE(std::isfinite(g[v])) << "step " << step << " row " << j;
+      step_worst = std::max(step_worst, testing::rel_l2(g, r, V));
+      mismatches += argmax(g, V) != argmax(r, V);
     }
-    std::printf("[ decode paths ] step %d: single-launch %.3e, folded %.3e (rel L2 vs split kernels)\n", step, step_a,
-                step_b);
-    worst_single = std::max(worst_single, step_a);
-    worst_folded = std::max(worst_folded, step_b);
+    std::printf("[ decode path ] %s step %d: rel L2 vs split kernels %.3e\n", fold ? "folded" : "single-launch", step,
+                step_worst);
+    worst = std::max(worst, step_worst);
     for (int i : {0, 1, 2}) ++s.pos[i];
   }
   cuda::set_decode_attention_fused(fused_default);
   fs::remove_all(dir);
+  return worst;
+}
+
+/// The default decode path (qkv_norm_rope_store + the single-launch decode attention).
+TEST(CudaRunner, DecodeAttentionEqualsTheSplitKernels) {
+  if (!fs::exists(golden("tiny-globalkeys") / "config.json")) GTEST_SKIP() << "golden config missing";
+  {
+    const fs::path dir = fs::temp_directory_path() / ("quench-runner-attn-check-" + std::to_string(::getpid()));
+    ASSERT_EQ(attention_shaped_model(dir)->config().layers.at(1).head_dim, 512);  // (checked without a GPU too)
+    fs::remove_all(dir);
+  }
+  QUENCH_SKIP_WITHOUT_GPU();
+  int mismatches = 0;
   // The paths may round fp32 sums in another order (a K/V element can land 1 bf16 ulp apart).
-  EXPECT_LT(worst_single, 1e-2) << "store + single-launch decode attention";
-  EXPECT_LT(worst_folded, 1e-2) << "folded store + attention (set_fold_decode_store)";
+  EXPECT_LT(decode_path_vs_split_kernels(false, mismatches), 1e-2);
+  EXPECT_EQ(mismatches, 0);
+}
+
+/// The folded path (set_fold_decode_store: the store inside the single-launch kernel; off by default).
+TEST(CudaRunner, FoldedDecodeAttentionEqualsTheSplitKernels) {
+  if (!fs::exists(golden("tiny-globalkeys") / "config.json")) GTEST_SKIP() << "golden config missing";
+  QUENCH_SKIP_WITHOUT_GPU();
+  int mismatches = 0;
+  EXPECT_LT(decode_path_vs_split_kernels(true, mismatches), 1e-2);
   EXPECT_EQ(mismatches, 0);
 }
 
