@@ -33,6 +33,18 @@ struct LaunchArgs {
   E2m1Muls e2m1;                    ///< run-time E2M1 multipliers (gemv_common.cuh)
 };
 
+/// 16 bytes of the previous kernel's output (x) read after griddepcontrol.wait: through L2 only
+/// (never a stale L1 line) and volatile, so the compiler cannot hoist it above the wait (an
+/// __ldg / ld.global.nc is an invariant load it may move; H200 run 5 caught exactly that race).
+__device__ __forceinline__ uint4 ld_dep16(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p)
+               : "memory");
+  return v;
+}
+
 /// griddepcontrol.launch_dependents: lets the next kernel on the stream (launched with PDL) be
 /// scheduled once every block of this one has called it or exited; no-op without PDL. The next
 /// kernel still waits (griddepcontrol.wait) for this one's completion before reading its output.

@@ -12,9 +12,8 @@
 //     weight rows as the MMA's 16 rows and the M <= 8 activation rows as its 8 columns — the
 //     CUDA cores only decode (FP8 at M = 8 would need 128 FMA/clk/SM in fp32, the whole SM);
 //   * the 8 warps' partial sums meet in shared memory; one thread per (row, m) writes y.
-// Activations are read through L1 (every block reads all of x); weights bypass L1. Launched with
-// programmatic dependent launch where the runner turns it on (pdl.cuh): each lane's first weight
-// loads are issued before griddepcontrol.wait, x is read and y written after it.
+// Activations are read through L1 (every block reads all of x); weights bypass L1. Launched
+// without programmatic dependent launch.
 #include <algorithm>
 #include <atomic>
 #include <string>
@@ -113,12 +112,6 @@ __device__ __forceinline__ void gemv_body(const LaunchArgs& L) {
       for (int r = 0; r < RT; ++r)
 #pragma unroll
         for (int h = 0; h < 2; ++h) w[u][r][h] = p < P ? F::load(wr[r][h], sr[r][h], p) : F::zero();
-    }
-    if (it == 0) {
-      // Programmatic dependent launch: the first weights are requested before waiting for the
-      // previous kernel (weights are never its output); x is read and y written only after.
-      gemv_launch_dependents();
-      pdl_wait();
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -219,17 +212,18 @@ int sm_count() {
 /// flight), or 8 for bf16/FP8 launches with too few blocks to fill the SMs (fewer than 3 per SM).
 template <class F, int RT, bool GATEUP, int U = (RT >= 4 ? 1 : 4 / RT)>
 void launch(LaunchArgs& a, int blocks, cudaStream_t stream) {
-  // pdl.cuh's launch_kernel: with the PDL attribute on created streams when PDL is on.
+  // Plain launches (no PDL: run 5's PDL version raced, its x loads were hoisted above the wait).
   if constexpr (F::kWideRegs) {
     const int forced = g_reg_blocks.load(std::memory_order_relaxed);
     if ((forced > 0 ? forced : t_auto_reg_blocks) == 3)
-      launch_kernel(&gemv_kernel_3blocks<F, RT, U, GATEUP>, dim3(blocks), dim3(kThreads), stream, a);
+      gemv_kernel_3blocks<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
     else
-      launch_kernel(&gemv_kernel_2blocks<F, RT, U, GATEUP>, dim3(blocks), dim3(kThreads), stream, a);
+      gemv_kernel_2blocks<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
   } else if constexpr (RT * U > 4)
-    launch_kernel(&gemv_kernel_2blocks<F, RT, U, GATEUP>, dim3(blocks), dim3(kThreads), stream, a);
+    gemv_kernel_2blocks<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
   else
-    launch_kernel(&gemv_kernel<F, RT, U, GATEUP>, dim3(blocks), dim3(kThreads), stream, a);
+    gemv_kernel<F, RT, U, GATEUP><<<blocks, kThreads, 0, stream>>>(a);
+  QUENCH_CUDA_LAUNCH_CHECK();
 }
 
 /// Plain launch of a.njobs jobs (job fields and K/M/x already set): picks the tiles per block and
@@ -315,16 +309,17 @@ struct AutoChoice {
   int reg_blocks = 2;
 };
 
-/// kAuto's rule. H200 run 4 (bench-kernels, both kernels on every 12B shape at M = 1, 2, 4, 8):
-/// the ring kernel (gemv_ring.cu) lost nearly everywhere although it keeps 128-192 KB in flight
-/// per SM (bf16 LM head 82% vs 100%, NVFP4 gate+up+GELU 55% vs 59%, NVFP4 down 43% vs 46%), so
-/// the register kernel at 2 blocks per SM everywhere.
+/// kAuto's rule, from H200 runs 4-5 (bench-kernels, every 12B shape, M = 1, 2, 4, 8; run 5 with
+/// the ring's 128-byte-line copies): the ring for bf16 (q+k+v 97% vs 84%, gate+up+GELU 99% vs
+/// 92%, down 95% vs 87%, LM head 101% vs 97-100%), for NVFP4 gate+up+GELU (64% vs 59% at M = 1,
+/// 60% vs 58% at M = 8) and NVFP4 single Linears at M = 1 (down 51% vs 46-49%); the register
+/// kernel for FP8 (q+k+v 84% vs 64%) and NVFP4 single Linears at M >= 2 (down M = 4: 34% vs 49%).
+/// The ring is taken only where it can stage x (use_ring).
 AutoChoice auto_choice(GemvFormat f, bool gate_up, int K, int M) {
-  (void)f;
-  (void)gate_up;
   (void)K;
-  (void)M;
-  return {};
+  AutoChoice c;
+  c.ring = f == GemvFormat::kBF16 || (f == GemvFormat::kNVFP4 && (gate_up || M == 1));
+  return c;
 }
 
 /// Ring or register kernel for this launch (forced by set_gemv_kernel, else auto_choice); the

@@ -242,7 +242,7 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
     const int chunks = K / 8;
     for (int i = threadIdx.x; i < M * chunks; i += kRingThreads) {
       const int m = i / chunks, c = i - m * chunks;
-      const uint4 v = ld_shared_input16(L.x + static_cast<size_t>(m) * K + 8 * c);
+      const uint4 v = ld_dep16(L.x + static_cast<size_t>(m) * K + 8 * c);
       uint32_t b[4];
       F::template xunit<0>(v, b);
       const int sp = c / G::kUnitsPerSpan, r = c - sp * G::kUnitsPerSpan;  // r = (2t + j) kUnits + u
@@ -292,7 +292,7 @@ __global__ void __launch_bounds__(kRingThreads, 1) gemv_ring_kernel(const __grid
           if constexpr (XS) {
             X[u] = lds128(xst + 64 * (j * F::kUnits + u));
           } else {
-            const uint4 v = ld_shared_input16(xg + 8 * (c0 + j * F::kUnits + u));
+            const uint4 v = ld_dep16(xg + 8 * (c0 + j * F::kUnits + u));
             uint32_t b[4];
             F::template xunit<0>(v, b);
             X[u] = make_uint4(b[0], b[1], b[2], b[3]);
