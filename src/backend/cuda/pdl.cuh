@@ -21,6 +21,9 @@ namespace quench::cuda {
 
 /// Waits for the completion (and memory flush) of the kernel this one programmatically depends
 /// on; returns at once when launched without PDL. Call before the first dependent read.
+/// Read the previous kernel's output with ordinary (or volatile) loads after it, never through
+/// __ldg / ld.global.nc: the compiler treats those as invariant loads and may move them above the
+/// wait (H200 run 5: the GEMV register kernel's x loads did, and its results changed with PDL).
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
